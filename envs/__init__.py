@@ -1,0 +1,1 @@
+"""Gymnasium environments, wrappers and scripted experts."""

@@ -1,0 +1,47 @@
+"""Small statistics helpers for reporting rates and means with 95% confidence intervals."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a binomial rate.
+
+    Args:
+        successes: number of successes, 0 <= successes <= n.
+        n: number of trials.
+        z: normal quantile (1.96 gives a 95% interval).
+
+    Returns:
+        (low, high) bounds in [0, 1]; (0.0, 1.0) when n == 0 (nothing is known).
+    """
+    if n < 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
+    # Clamp away rounding noise so that p == 0 or p == 1 gives an exact bound.
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def mean_interval(values: Sequence[float], z: float = 1.96) -> tuple[float, float, float]:
+    """Mean with a normal-approximation interval (sample std / sqrt(n)).
+
+    Returns:
+        (mean, low, high); low == high == mean when fewer than two values are given.
+    """
+    n = len(values)
+    if n == 0:
+        raise ValueError("mean_interval needs at least one value")
+    mean = sum(values) / n
+    if n < 2:
+        return mean, mean, mean
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    half = z * math.sqrt(var / n)
+    return mean, mean - half, mean + half

@@ -1,0 +1,1 @@
+"""Data path: zarr episodes -> padded windows -> normalized batches."""

@@ -1,0 +1,41 @@
+"""Task evaluations run during training (``eval_every``) and by benchmarks.
+
+Each evaluator takes ``(network, objective, data, steps_list)`` and returns flat metrics.
+Tasks name theirs in ``task.evaluator``; simulator tasks register rollout evaluators here.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import torch
+
+from shortcut_policy.data.bimodal import mode_fractions
+from shortcut_policy.inference import sample_action_chunk
+
+EVALUATORS = {
+    "bimodal": "shortcut_policy.evaluators:evaluate_bimodal",
+}
+
+
+def get_evaluator(name: str):
+    if name not in EVALUATORS:
+        raise ValueError(f"unknown evaluator {name!r}; known: {sorted(EVALUATORS)}")
+    module, function = EVALUATORS[name].split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def evaluate_bimodal(network, objective, data, steps_list, n_samples: int = 512) -> dict:
+    """Fraction of sampled chunks near a mode / in the gap, per step budget."""
+    rng = np.random.default_rng(0)
+    start = np.stack([rng.uniform(-0.3, 0.3, n_samples), -np.ones(n_samples)], -1)
+    device = next(network.parameters()).device
+    obs = {"pos": torch.as_tensor(start, dtype=torch.float32, device=device)[:, None]}
+    generator = torch.Generator(device=device).manual_seed(0)
+    metrics = {}
+    for steps in steps_list:
+        actions = sample_action_chunk(network, objective, obs, steps, generator)
+        for name, value in mode_fractions(start, actions.cpu().numpy()).items():
+            metrics[f"{name}@{steps}"] = value
+    return metrics

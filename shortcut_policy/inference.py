@@ -1,0 +1,28 @@
+"""Sampling action chunks from a policy network with any objective (shared by eval and policy)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from shortcut_policy.models.policy_net import PolicyNetwork
+
+
+@torch.no_grad()
+def sample_action_chunk(
+    network: PolicyNetwork,
+    objective,
+    obs: Mapping[str, torch.Tensor],
+    steps: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Raw observations ``{key: (B, n_obs_steps, *shape)}`` -> actions ``(B, H, Da)`` in data units.
+
+    ``steps`` is the number of network passes (the objective's default when None).
+    """
+    cond = network.encode(obs)
+    device = cond.device
+    noise = torch.randn(network.sample_shape(cond.shape[0]), generator=generator, device=device)
+    chunk = objective.sample(network, noise, cond, steps)
+    return network.normalizer.unnormalize("action", chunk)

@@ -1,0 +1,1 @@
+"""Networks: the conditional 1D U-Net action head, embeddings and observation encoders."""

@@ -1,0 +1,33 @@
+"""Training objectives. Each takes the network as an argument: ``net(x, t, d, cond)``.
+
+Every objective exposes ``loss(net, x1, cond, teacher, teacher_cond) -> (loss, metrics)`` and
+``sample(net, noise, cond, steps) -> x``, and works on any tensor shape ``(B, ...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from shortcut_policy.objectives.ddpm import DDPM
+from shortcut_policy.objectives.flow import FlowMatching
+from shortcut_policy.objectives.shortcut import Shortcut
+
+OBJECTIVES = {"shortcut": Shortcut, "flow": FlowMatching, "ddpm": DDPM}
+
+Objective = Shortcut | FlowMatching | DDPM
+
+
+def build_objective(cfg: Mapping[str, Any]) -> Objective:
+    """Objective from a config mapping with a ``name`` field and the class's attributes."""
+    fields = dict(cfg)
+    name = fields.pop("name", None)
+    if name not in OBJECTIVES:
+        raise ValueError(f"unknown objective {name!r}; choose one of {sorted(OBJECTIVES)}")
+    try:
+        return OBJECTIVES[name](**fields)
+    except TypeError as err:
+        raise ValueError(f"bad field in objective config {dict(cfg)}: {err}") from err
+
+
+__all__ = ["DDPM", "FlowMatching", "Shortcut", "build_objective", "OBJECTIVES", "Objective"]

@@ -1,0 +1,79 @@
+"""Step schedules and the Euler integrator shared by flow matching and shortcut sampling.
+
+Convention (whole repo): ``t = 0`` is noise, ``t = 1`` is data. A step of size ``dt`` moves
+``x_{t+dt} = x_t + dt * v(x_t, t, d)`` where ``d`` is the step size the network is *told*.
+For a shortcut model ``d == dt``; for a flow-matching model ``d`` is always the finest step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+# net(x, t, d, cond) -> velocity with the shape of x; t and d have shape (B,).
+VelocityNet = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, object], torch.Tensor]
+
+
+def shortcut_step_sizes(steps: int, finest_steps: int) -> list[float]:
+    """Powers-of-two step sizes that sum to 1, using exactly ``steps`` network evaluations.
+
+    With ``2^k <= steps < 2^(k+1)`` start from ``2^k`` steps of ``2^-k`` and halve the last
+    ``steps - 2^k`` of them (finer steps near the data end). Examples with ``finest_steps=128``:
+    ``1 -> [1]``, ``3 -> [1/2, 1/4, 1/4]``, ``4 -> [1/4]*4``, ``128 -> [1/128]*128``.
+    Every size is at least ``1/finest_steps``, so the network only sees trained step sizes.
+    """
+    if finest_steps < 1 or finest_steps & (finest_steps - 1):
+        raise ValueError(f"finest_steps must be a power of two, got {finest_steps}")
+    if not 1 <= steps <= finest_steps:
+        raise ValueError(
+            f"steps must be an integer in [1, {finest_steps}] for a shortcut model, got {steps}"
+        )
+    base = 1 << (steps.bit_length() - 1)
+    n_split = steps - base
+    coarse = [1.0 / base] * (base - n_split)
+    fine = [0.5 / base] * (2 * n_split)
+    return coarse + fine
+
+
+def uniform_step_sizes(steps: int) -> list[float]:
+    """``steps`` equal Euler steps of ``1/steps`` (flow matching accepts any positive count)."""
+    if steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps}")
+    return [1.0 / steps] * steps
+
+
+@torch.no_grad()
+def integrate(
+    net: VelocityNet,
+    x: torch.Tensor,
+    cond: object,
+    step_sizes: Sequence[float],
+    told_step_sizes: Sequence[float] | None = None,
+) -> torch.Tensor:
+    """Euler-integrate from noise ``x`` (t=0) to data (t=1).
+
+    Args:
+        net: velocity network ``net(x, t, d, cond)``.
+        x: noise, any shape ``(B, ...)``.
+        cond: conditioning passed through to ``net`` unchanged.
+        step_sizes: the actual step sizes, summing to 1 (one network pass each).
+        told_step_sizes: the ``d`` given to the network per step; defaults to ``step_sizes``.
+
+    Returns:
+        The sample at t = 1, same shape as ``x``.
+    """
+    told = step_sizes if told_step_sizes is None else told_step_sizes
+    batch = x.shape[0]
+    t = 0.0
+    for dt, d in zip(step_sizes, told, strict=True):
+        t_vec = torch.full((batch,), t, device=x.device, dtype=x.dtype)
+        d_vec = torch.full((batch,), d, device=x.device, dtype=x.dtype)
+        x = x + dt * net(x, t_vec, d_vec, cond)
+        t += dt
+    return x
+
+
+def expand_like(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """View a per-row vector ``(B,)`` as ``(B, 1, ..., 1)`` so it broadcasts against ``x``."""
+    return values.view(-1, *([1] * (x.dim() - 1)))

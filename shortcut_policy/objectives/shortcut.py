@@ -1,0 +1,156 @@
+"""The shortcut objective (Frans et al., arXiv 2410.12557).
+
+A shortcut model ``s(x_t, t, d)`` learns the jump ``x_{t+d} = x_t + d * s(x_t, t, d)``. Each batch
+holds two kinds of rows:
+
+* flow rows (all but ``1/K`` of the batch): ``d = 1/M``, ``t`` on the grid ``k/M``, target
+  ``x1 - x0`` — exactly the rows of :class:`FlowMatching`;
+* self-consistency rows (``B // K`` rows, the first rows of the batch): a level ``d = 2^-l`` with
+  ``l`` in ``0 .. log2(M) - 1`` (so ``d`` in ``{1, 1/2, ..., 2/M}``), ``t`` on the grid of
+  multiples of ``d``, and the target is two half steps of the teacher (EMA weights by default),
+  computed without gradient and clipped::
+
+      s1 = s(x_t, t, d/2);  x' = x_t + d/2 * s1;  s2 = s(x', t + d/2, d/2);  target = (s1 + s2) / 2
+
+Levels are assigned round-robin from a random offset, so every level receives
+``B // K // log2(M)`` rows or one more; none is starved at small batch sizes, and every data row is
+used exactly once (no row is dropped when ``B`` does not divide evenly).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from shortcut_policy.objectives.flow import flow_rows, interpolate
+from shortcut_policy.objectives.sampling import (
+    VelocityNet,
+    integrate,
+    shortcut_step_sizes,
+)
+
+
+def take_rows(cond: object, rows: slice) -> object:
+    """Rows of a conditioning value: a tensor, a dict of tensors, or None."""
+    if cond is None:
+        return None
+    if isinstance(cond, dict):
+        return {key: value[rows] for key, value in cond.items()}
+    return cond[rows]
+
+
+@dataclass
+class Shortcut:
+    """Shortcut-model training and few-step sampling.
+
+    Attributes:
+        finest_steps: M, the finest step ``1/M`` (a power of two; 128 in the paper).
+        consistency_every: K; ``B // K`` rows of each batch are self-consistency rows.
+        ema_teacher: compute consistency targets with the EMA weights (else the live network).
+        target_clip: consistency targets (each half-step velocity) are clipped to ``±target_clip``.
+        path_eps: ``eps`` in the interpolation (see :mod:`flow`).
+        default_steps: network passes used when a caller gives no budget.
+    """
+
+    finest_steps: int = 128
+    consistency_every: int = 8
+    ema_teacher: bool = True
+    target_clip: float = 4.0
+    path_eps: float = 0.0
+    default_steps: int = 1
+    name: str = "shortcut"
+
+    def __post_init__(self) -> None:
+        if self.finest_steps < 2 or self.finest_steps & (self.finest_steps - 1):
+            raise ValueError(f"finest_steps must be a power of two >= 2, got {self.finest_steps}")
+        if self.consistency_every < 1:
+            raise ValueError(f"consistency_every must be >= 1, got {self.consistency_every}")
+
+    @property
+    def n_levels(self) -> int:
+        """Number of consistency levels: ``d = 1, 1/2, ..., 2/M``."""
+        return int(math.log2(self.finest_steps))
+
+    def consistency_rows(self, batch: int) -> int:
+        """How many rows of a batch of ``batch`` are self-consistency rows."""
+        return batch // self.consistency_every
+
+    def consistency_levels(self, n_rows: int, device: torch.device) -> torch.Tensor:
+        """Level index per row, round-robin from a random offset (every level gets rows)."""
+        offset = torch.randint(0, self.n_levels, (1,), device=device)
+        return (torch.arange(n_rows, device=device) + offset) % self.n_levels
+
+    @torch.no_grad()
+    def consistency_target(
+        self,
+        teacher: VelocityNet,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        d: torch.Tensor,
+        cond: object,
+    ) -> torch.Tensor:
+        """Velocity of two half steps of size ``d/2`` from ``(x_t, t)``, averaged and clipped."""
+        half = d / 2
+        s1 = teacher(x_t, t, half, cond).clamp(-self.target_clip, self.target_clip)
+        x_mid = x_t + half.view(-1, *([1] * (x_t.dim() - 1))) * s1
+        s2 = teacher(x_mid, t + half, half, cond).clamp(-self.target_clip, self.target_clip)
+        return (s1 + s2) / 2
+
+    def consistency_inputs(
+        self, x1: torch.Tensor, x0: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(x_t, t, d)`` for consistency rows: a level per row and ``t`` on its grid."""
+        levels = self.consistency_levels(x1.shape[0], x1.device)
+        d = torch.pow(2.0, -levels.to(x1.dtype))
+        cells = torch.pow(2, levels)
+        k = torch.floor(torch.rand(x1.shape[0], device=x1.device) * cells)
+        t = k.to(x1.dtype) * d
+        return interpolate(x0, x1, t, self.path_eps), t, d
+
+    def loss(
+        self,
+        net: VelocityNet,
+        x1: torch.Tensor,
+        cond: object = None,
+        teacher: VelocityNet | None = None,
+        teacher_cond: object = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Shortcut loss on a batch ``x1: (B, ...)`` with conditioning ``cond`` (rows aligned).
+
+        ``teacher`` is the EMA network (used only when ``ema_teacher``; else ``net`` itself);
+        ``teacher_cond`` is the conditioning for the teacher (defaults to ``cond`` detached).
+        Returns the loss to minimise and floats for logging (``loss_flow``, ``loss_consistency``).
+        """
+        n_sc = self.consistency_rows(x1.shape[0])
+        sc, fl = slice(0, n_sc), slice(n_sc, None)
+        x0 = torch.randn_like(x1)
+        xf, tf, df, target_f = flow_rows(x1[fl], x0[fl], self.finest_steps, self.path_eps)
+        xs, ts, ds = self.consistency_inputs(x1[sc], x0[sc])
+        use = teacher if (self.ema_teacher and teacher is not None) else net
+        t_cond = _detach(cond) if teacher_cond is None else teacher_cond
+        target_s = self.consistency_target(use, xs, ts, ds, take_rows(t_cond, sc))
+
+        pred = net(torch.cat([xs, xf]), torch.cat([ts, tf]), torch.cat([ds, df]), cond)
+        err = ((pred - torch.cat([target_s, target_f])) ** 2).flatten(1).mean(1)
+        loss = err.mean()
+        metrics = {"loss": loss.item(), "loss_flow": err[n_sc:].mean().item()}
+        if n_sc:
+            metrics["loss_consistency"] = err[:n_sc].mean().item()
+        return loss, metrics
+
+    def sample(
+        self, net: VelocityNet, noise: torch.Tensor, cond: object = None, steps: int | None = None
+    ) -> torch.Tensor:
+        """Sample with exactly ``steps`` network passes (any integer in ``[1, M]``)."""
+        sizes = shortcut_step_sizes(steps or self.default_steps, self.finest_steps)
+        return integrate(net, noise, cond, sizes)
+
+
+def _detach(cond: object) -> object:
+    if isinstance(cond, torch.Tensor):
+        return cond.detach()
+    if isinstance(cond, dict):
+        return {key: value.detach() for key, value in cond.items()}
+    return cond

@@ -1,0 +1,78 @@
+"""From a task config to datasets: find (or generate) the store, split episodes, fit statistics."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shortcut_policy.data.dataset import SequenceDataset, split_episodes
+from shortcut_policy.data.normalizer import RangeNormalizer
+from shortcut_policy.data.replay_buffer import ReplayBuffer
+
+# dataset.generator name -> "module:function(path, **dataset.generator_args)" that writes a store.
+GENERATORS = {
+    "bimodal": "shortcut_policy.data.bimodal:make_bimodal_store",
+}
+
+
+@dataclass
+class TaskData:
+    """Everything training needs from a task: datasets, statistics and the data spec."""
+
+    train: SequenceDataset
+    val: SequenceDataset | None
+    normalizer: RangeNormalizer
+    spec: dict[str, Any]
+
+
+def ensure_dataset(dataset_cfg: Any) -> Path:
+    """Path of the task's store, generating it first when missing and a generator is named."""
+    path = Path(dataset_cfg["path"])
+    if path.exists():
+        return path
+    name = dataset_cfg.get("generator")
+    if not name:
+        raise FileNotFoundError(
+            f"dataset not found at {path}; set dataset.path to an existing zarr store"
+        )
+    if name not in GENERATORS:
+        raise ValueError(f"unknown dataset generator {name!r}; known: {sorted(GENERATORS)}")
+    module, function = GENERATORS[name].split(":")
+    print(f"[data] {path} is missing: generating it with the {name!r} generator")
+    getattr(importlib.import_module(module), function)(
+        path, **dict(dataset_cfg.get("generator_args") or {})
+    )
+    return path
+
+
+def load_task_data(task_cfg: Any, dataset_cfg: Any) -> TaskData:
+    """Datasets for training and validation, split by episode, and a normalizer fitted on train."""
+    obs_keys = list(task_cfg["obs_keys"])
+    action_key = task_cfg["action_key"]
+    buffer = ReplayBuffer.open(ensure_dataset(dataset_cfg), keys=[*obs_keys, action_key])
+    train_eps, val_eps = split_episodes(
+        buffer.n_episodes, dataset_cfg["val_fraction"], dataset_cfg["split_seed"]
+    )
+    window = dict(
+        obs_keys=obs_keys,
+        action_key=action_key,
+        horizon=task_cfg["horizon"],
+        n_obs_steps=task_cfg["n_obs_steps"],
+        n_action_steps=task_cfg["n_action_steps"],
+    )
+    train = SequenceDataset(buffer, episodes=train_eps, **window)
+    val = SequenceDataset(buffer, episodes=val_eps, **window) if len(val_eps) else None
+    arrays = train.episode_arrays([*obs_keys, action_key], train_eps)
+    arrays["action"] = arrays.pop(action_key)
+    spec = {
+        "task": task_cfg["name"],
+        "obs_shapes": {key: list(buffer.data[key].shape[1:]) for key in obs_keys},
+        "action_key": action_key,
+        "action_dim": int(buffer.data[action_key].shape[-1]),
+        "horizon": task_cfg["horizon"],
+        "n_obs_steps": task_cfg["n_obs_steps"],
+        "n_action_steps": task_cfg["n_action_steps"],
+    }
+    return TaskData(train, val, RangeNormalizer.fit(arrays), spec)

@@ -1,0 +1,268 @@
+"""One training loop for every network and objective: ``python -m shortcut_policy.train task=...``.
+
+The loop only knows four things about a network: ``prepare_batch(batch) -> (x1, cond)``, the
+``net(x, t, d, cond)`` call the objective makes, its parameters, and its state dict. The objective
+takes the network (and its EMA copy, the teacher) as arguments.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from shortcut_policy.checkpoint import (
+    CheckpointError,
+    checkpoint_path,
+    latest_checkpoint,
+    load_checkpoint,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
+    prefixed,
+    save_checkpoint,
+    unprefixed,
+)
+from shortcut_policy.evaluators import get_evaluator
+from shortcut_policy.models.policy_net import PolicyNetwork
+from shortcut_policy.objectives import build_objective
+from shortcut_policy.tasks import TaskData, load_task_data
+from shortcut_policy.training.batches import StepBatchSampler
+from shortcut_policy.training.ema import ema_decay_at, update_ema
+from shortcut_policy.training.logger import MetricLogger
+from shortcut_policy.training.schedule import warmup_cosine_lr
+
+CHECKPOINT_FORMAT = 1
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when available; ``cuda`` without a GPU is an error, not a fallback."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device=cuda but no CUDA device is visible; use device=cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+@dataclass
+class Run:
+    """The mutable pieces of a training run."""
+
+    cfg: DictConfig
+    data: TaskData
+    model: PolicyNetwork
+    ema: PolicyNetwork
+    objective: Any
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    run_dir: Path
+    step: int = 0
+
+
+def build_run(cfg: DictConfig) -> Run:
+    """Datasets, network, EMA copy, objective and optimizer from a resolved config."""
+    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    data = load_task_data(cfg.task, cfg.dataset)
+    head = {k: v for k, v in OmegaConf.to_container(cfg.model).items() if k != "name"}
+    model = PolicyNetwork(data.spec, head, data.normalizer).to(device)
+    ema = copy.deepcopy(model).requires_grad_(False).eval()
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=cfg.train.lr,
+        betas=tuple(cfg.train.betas),
+        weight_decay=cfg.train.weight_decay,
+    )
+    objective = build_objective(OmegaConf.to_container(cfg.objective))
+    return Run(cfg, data, model, ema, objective, optimizer, device, Path(cfg.run_dir))
+
+
+def save_run(run: Run) -> Path:
+    """Checkpoint everything needed to continue or deploy: weights, EMA, optimizer, RNG, config."""
+    optim_tensors, optim_plain = optimizer_to_tensors(run.optimizer)
+    tensors = {
+        **prefixed("model", run.model.state_dict()),
+        **prefixed("ema", run.ema.state_dict()),
+        **prefixed("optim", optim_tensors),
+        "rng.torch": torch.get_rng_state(),
+    }
+    if run.device.type == "cuda":
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(run.device)
+    meta = {
+        "format": CHECKPOINT_FORMAT,
+        "step": run.step,
+        "spec": run.data.spec,
+        "config": OmegaConf.to_container(run.cfg, resolve=True),
+        "optimizer": optim_plain,
+    }
+    path = checkpoint_path(run.run_dir / "checkpoints", run.step)
+    save_checkpoint(path, tensors, meta)
+    prune_checkpoints(path.parent, run.cfg.keep_checkpoints)
+    return path
+
+
+def prune_checkpoints(folder: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` step checkpoints (labelled copies are never touched)."""
+    steps = sorted(folder.glob("step_*.safetensors"))
+    for old in steps[: max(0, len(steps) - keep)]:
+        old.unlink()
+
+
+def restore_run(run: Run, path: Path) -> None:
+    """Load a checkpoint into ``run``; refuses one made for a different task or network."""
+    tensors, meta = load_checkpoint(path)
+    saved = meta["config"]
+    for group in ("model", "objective"):
+        now = OmegaConf.to_container(run.cfg[group], resolve=True)
+        if saved[group] != now:
+            raise CheckpointError(
+                f"{path} was trained with {group}={saved[group]} but this run has {now}; "
+                "resume with the same config or start a new run_dir"
+            )
+    if meta["spec"] != run.data.spec:
+        raise CheckpointError(
+            f"{path} was made for data {meta['spec']}, not {run.data.spec}; use the same task "
+            "and dataset to resume"
+        )
+    run.model.load_state_dict(unprefixed("model", tensors))
+    run.ema.load_state_dict(unprefixed("ema", tensors))
+    run.optimizer.load_state_dict(
+        optimizer_from_tensors(unprefixed("optim", tensors), meta["optimizer"])
+    )
+    torch.set_rng_state(tensors["rng.torch"])
+    if "rng.cuda" in tensors and run.device.type == "cuda":
+        torch.cuda.set_rng_state(tensors["rng.cuda"], run.device)
+    run.step = meta["step"]
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, dict):
+        return {key: to_device(value, device) for key, value in batch.items()}
+    return batch.to(device, non_blocking=True)
+
+
+def train_step(run: Run, batch: dict) -> dict[str, float]:
+    """One optimizer step on ``batch``; returns the logged metrics."""
+    cfg = run.cfg.train
+    lr = warmup_cosine_lr(run.step, cfg.lr, cfg.warmup_steps, cfg.steps)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    x1, cond = run.model.prepare_batch(batch)
+    with torch.no_grad():
+        teacher_cond = run.ema.prepare_batch(batch)[1]
+    loss, metrics = run.objective.loss(run.model, x1, cond, run.ema, teacher_cond)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(
+            f"loss is {loss.item()} at step {run.step}; lower train.lr or check the data"
+        )
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+    run.optimizer.step()
+    update_ema(run.ema, run.model, ema_decay_at(run.step, cfg.ema_decay))
+    run.step += 1
+    return {**metrics, "lr": lr, "grad_norm": grad_norm.item()}
+
+
+@torch.no_grad()
+def validation_loss(run: Run) -> dict[str, float]:
+    """Mean objective loss of the EMA network on fixed validation batches."""
+    if run.data.val is None:
+        return {}
+    loader = DataLoader(run.data.val, batch_size=run.cfg.train.batch_size, shuffle=False)
+    totals: dict[str, list[float]] = {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(run.cfg.seed)  # the same noise at every validation
+        for i, batch in enumerate(loader):
+            if i >= run.cfg.val_batches:
+                break
+            x1, cond = run.ema.prepare_batch(to_device(batch, run.device))
+            _, metrics = run.objective.loss(run.ema, x1, cond, run.ema, cond)
+            for key, value in metrics.items():
+                totals.setdefault(f"val/{key}", []).append(value)
+    return {key: sum(values) / len(values) for key, values in totals.items()}
+
+
+def evaluate(run: Run) -> dict[str, float]:
+    """The task's evaluator on the EMA weights, at the configured step budgets."""
+    evaluator = get_evaluator(run.cfg.task.evaluator)
+    with torch.random.fork_rng(devices=[]):
+        metrics = evaluator(run.ema, run.objective, run.data, list(run.cfg.eval_steps))
+    return {f"eval/{key}": value for key, value in metrics.items()}
+
+
+def prepare_run_dir(run: Run) -> None:
+    """Resume from the newest checkpoint, or refuse to overwrite an existing run."""
+    newest = latest_checkpoint(run.run_dir / "checkpoints")
+    if newest is not None and not run.cfg.resume:
+        raise FileExistsError(
+            f"{run.run_dir} already holds checkpoints (newest {newest.name}); pass resume=true "
+            "to continue it, or run_dir=... to start a new run"
+        )
+    if newest is not None:
+        restore_run(run, newest)
+        print(f"[train] resumed from {newest} at step {run.step}")
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(run.cfg, run.run_dir / "config.yaml", resolve=True)
+
+
+def periodic(step: int, every: int, last: int) -> bool:
+    return every > 0 and (step % every == 0 or step == last)
+
+
+def train(cfg: DictConfig) -> Run:
+    """Train until ``train.steps``; resumable at any checkpoint. Returns the finished run."""
+    run = build_run(cfg)
+    prepare_run_dir(run)
+    total = cfg.train.steps
+    sampler = StepBatchSampler(len(run.data.train), cfg.train.batch_size, cfg.seed, run.step)
+    loader = DataLoader(
+        run.data.train,
+        batch_sampler=sampler,
+        num_workers=cfg.train.num_workers,
+        persistent_workers=cfg.train.num_workers > 0,
+    )
+    logger = MetricLogger(
+        run.run_dir, cfg.logging.mode, cfg.logging.project, OmegaConf.to_container(cfg, resolve=True)
+    )
+    bar = tqdm(total=total, initial=run.step, disable=not cfg.logging.progress, desc="train")
+    batches = iter(loader)
+    tick, last_step = time.perf_counter(), run.step
+    while run.step < total:
+        run.model.train()
+        metrics = train_step(run, to_device(next(batches), run.device))
+        n_train_metrics = len(metrics)
+        bar.update(1)
+        bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.1e}")
+        if periodic(run.step, cfg.val_every, total):
+            metrics.update(validation_loss(run))
+        if periodic(run.step, cfg.eval_every, total) and cfg.task.get("evaluator"):
+            metrics.update(evaluate(run))
+        if periodic(run.step, cfg.logging.log_every, total) or len(metrics) > n_train_metrics:
+            metrics["steps_per_s"] = (run.step - last_step) / (time.perf_counter() - tick)
+            tick, last_step = time.perf_counter(), run.step
+            logger.log(run.step, metrics)
+        if periodic(run.step, cfg.checkpoint_every, total):
+            save_run(run)
+    bar.close()
+    logger.close()
+    return run
+
+
+@hydra.main(config_path="../configs", config_name="train", version_base=None)
+def main(cfg: DictConfig) -> None:
+    run = train(cfg)
+    print(f"[train] finished {run.step} steps; checkpoints in {run.run_dir / 'checkpoints'}")
+
+
+if __name__ == "__main__":
+    main()

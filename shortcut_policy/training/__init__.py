@@ -1,0 +1,1 @@
+"""Pieces of the one training loop: schedules, EMA, batches, logging, run state."""
