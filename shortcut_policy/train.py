@@ -230,6 +230,9 @@ def train(cfg: DictConfig) -> Run:
         batch_sampler=sampler,
         num_workers=cfg.train.num_workers,
         persistent_workers=cfg.train.num_workers > 0,
+        # Its own generator: worker seeds must not consume the global RNG, or a resumed run
+        # would draw different noise than an uninterrupted one.
+        generator=torch.Generator().manual_seed(cfg.seed + run.step),
     )
     logger = MetricLogger(
         run.run_dir, cfg.logging.mode, cfg.logging.project, OmegaConf.to_container(cfg, resolve=True)

@@ -1,4 +1,4 @@
-"""``PushTEnv``: a thin wrapper over gym-pusht with our observation modes and DESIGN section 4 scoring.
+"""``PushTEnv``: gym-pusht with our observation modes and the scoring of DESIGN section 4.
 
 Observation modes (all coordinates in pixels of the 512 x 512 workspace, y pointing down):
 
@@ -15,8 +15,9 @@ Actions are absolute pusher targets (2,) in [0, 512]. One step is 0.1 s of simul
 
 ``step`` returns the gymnasium 5-tuple. ``terminated`` is True once the coverage exceeds 0.95 (as
 in gym-pusht); stepping on after that is allowed (demonstrations record a few extra steps).
-``truncated`` is True at ``max_steps``. ``info`` holds ``coverage``, ``is_success`` and the running
-``score`` (max over the steps so far of ``min(coverage / 0.95, 1)``; the reset state is not counted).
+``truncated`` is True at ``max_steps``. ``info`` holds ``coverage``, ``is_success`` and the
+running ``score`` (max over the steps so far of ``min(coverage / 0.95, 1)``; the reset state is
+not counted).
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ class PushTEnv(gym.Env):
         return np.array([a[0], a[1], b[0], b[1], self._raw.block.angle % (2 * np.pi)])
 
     def set_state(self, state: np.ndarray) -> None:
-        """Place agent and block exactly at ``state`` (5,) with zero velocities (no physics step)."""
+        """Place agent and block exactly at ``state`` (5,), velocities zero, without stepping."""
         sim.restore(self._raw, sim.state_from_vector(state))
 
     @property
@@ -166,7 +167,7 @@ class PushTEnv(gym.Env):
         return float(self._raw._get_coverage())
 
     def observe(self) -> Any:
-        """Observation of the current state in this env's ``obs_mode`` (e.g. after ``set_state``)."""
+        """Observation of the current state in ``obs_mode`` (e.g. after ``set_state``)."""
         return self._observe()
 
     def _observe(self, raw_obs: Any = None) -> Any:

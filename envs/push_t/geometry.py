@@ -1,8 +1,8 @@
 """Geometry of the Push-T block, in pure numpy (no simulator).
 
-Coordinates are gym-pusht's: pixels of the 512 x 512 workspace, x to the right, y downwards (image
-rows), angles in radians. A block pose is ``(x, y, theta)`` of the body's origin, which is the middle
-of the top edge of the T's bar (not its centre of mass, which is 45 px further along the stem).
+Coordinates are gym-pusht's: pixels of the 512 x 512 workspace, x to the right, y downwards
+(image rows), angles in radians. A block pose is ``(x, y, theta)`` of the body's origin, which is
+the middle of the top edge of the T's bar (not its centre of mass, 45 px further along the stem).
 
 In the block's own frame (theta = 0) the T is the union of two boxes::
 

@@ -58,12 +58,20 @@ def escape_direction(point: np.ndarray, pose: np.ndarray) -> np.ndarray:
     return world / (np.linalg.norm(world) + 1e-12)
 
 
-def around_hull(start: np.ndarray, goal: np.ndarray, hull: np.ndarray) -> list[np.ndarray] | None:
-    """Shortest waypoints from ``start`` to ``goal`` (both outside ``hull``) that avoid it.
+def around_hull(
+    start: np.ndarray,
+    goal: np.ndarray,
+    hull: np.ndarray,
+    rng: np.random.Generator | None = None,
+    detour: float = 1.3,
+) -> list[np.ndarray] | None:
+    """Waypoints from ``start`` to ``goal`` (both outside ``hull``) that go around it.
 
     When the segment crosses the hull, both points lie on the convex hull of hull + {start, goal},
     and the shortest path is one of that polygon's two chains between them. Chains that leave the
-    workspace are rejected. Returns the waypoints after ``start`` (ending with ``goal``), or None.
+    workspace are rejected. With ``rng``, the longer chain is taken half of the time when it is at
+    most ``detour`` times the shorter (people go round either side when it hardly matters).
+    Returns the waypoints after ``start`` (ending with ``goal``), or None.
     """
     n = max(2, int(np.linalg.norm(goal - start) / 3.0) + 1)
     samples = start + np.linspace(0.0, 1.0, n)[:, None] * (goal - start)
@@ -82,7 +90,10 @@ def around_hull(start: np.ndarray, goal: np.ndarray, hull: np.ndarray) -> list[n
             options.append((_length([start] + chain), chain))
     if not options:
         return None
-    return min(options, key=lambda o: o[0])[1]
+    options.sort(key=lambda o: o[0])
+    if rng is not None and len(options) == 2 and options[1][0] <= detour * options[0][0]:
+        return options[int(rng.integers(2))][1]
+    return options[0][1]
 
 
 def plan_route(
@@ -91,6 +102,7 @@ def plan_route(
     normal: np.ndarray,
     pose: np.ndarray,
     hull: np.ndarray,
+    rng: np.random.Generator | None = None,
 ) -> list[np.ndarray] | None:
     """Waypoints (each (2,)) that bring the pusher from ``start`` to ``approach`` safely.
 
@@ -100,6 +112,8 @@ def plan_route(
         normal: outward unit normal of the contacted edge, world frame (2,).
         pose: block pose (3,).
         hull: inflated convex hull of the block (M, 2), from ``geometry.inflated_hull``.
+        rng: when given, picks at random between the two ways around the block if both are
+            about as long (see ``around_hull``).
 
     Returns:
         Waypoints ending at ``approach``, or None when no path stays inside the workspace.
@@ -119,7 +133,7 @@ def plan_route(
             return None
         route.append(np.clip(origin, _LOW, _HIGH))
         origin = route[-1]
-    rest = around_hull(origin, standoff, hull)
+    rest = around_hull(origin, standoff, hull, rng)
     if rest is None:
         return None
     return route + rest + [approach]

@@ -1,0 +1,38 @@
+"""Rebuild a trained policy network and its objective from a checkpoint (no code is loaded)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from shortcut_policy.checkpoint import CheckpointError, load_checkpoint, unprefixed
+from shortcut_policy.data.normalizer import RangeNormalizer
+from shortcut_policy.models.policy_net import PolicyNetwork
+from shortcut_policy.objectives import build_objective
+
+
+def load_policy_network(
+    path: str | os.PathLike, weights: str = "ema", device: str | torch.device = "cpu"
+) -> tuple[PolicyNetwork, Any, dict]:
+    """``(network, objective, meta)`` from a training checkpoint.
+
+    ``weights`` is ``"ema"`` (what is evaluated and deployed) or ``"model"`` (the raw weights).
+    The network is in eval mode with gradients disabled.
+    """
+    if weights not in ("ema", "model"):
+        raise ValueError(f"weights must be 'ema' or 'model', got {weights!r}")
+    tensors, meta = load_checkpoint(path)
+    spec, config = meta["spec"], meta["config"]
+    head = {key: value for key, value in config["model"].items() if key != "name"}
+    shapes = {key: tuple(shape) for key, shape in spec["obs_shapes"].items()}
+    shapes["action"] = (spec["action_dim"],)
+    network = PolicyNetwork(spec, head, RangeNormalizer.empty_like(shapes))
+    state = unprefixed(weights, tensors)
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not match the saved config ({err})") from err
+    network.to(device).eval().requires_grad_(False)
+    return network, build_objective(config["objective"]), meta

@@ -1,0 +1,23 @@
+"""Shared fixtures: fixed seeds, few threads, and a hydra config composer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+
+
+def make_config(*overrides: str):
+    """The resolved training config for ``overrides`` (as on the command line)."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        return compose(config_name="train", overrides=list(overrides))

@@ -1,0 +1,43 @@
+import pytest
+import torch
+
+from shortcut_policy.models.embeddings import TimeStepEmbedding, step_level
+from shortcut_policy.models.unet1d import ConditionalUnet1D
+
+
+@pytest.mark.parametrize(
+    "down_dims, horizon, action_dim", [((16, 32), 8, 2), ((16, 32, 64), 16, 7), ((16,), 5, 3)]
+)
+def test_output_shape_equals_input_shape(down_dims, horizon, action_dim):
+    net = ConditionalUnet1D(action_dim, 6, down_dims=down_dims, kernel_size=3, embed_dim=16)
+    x = torch.randn(4, horizon, action_dim)
+    out = net(x, torch.rand(4), torch.full((4,), 0.5), torch.randn(4, 6))
+    assert out.shape == x.shape
+
+
+def test_each_conditioning_input_changes_the_output():
+    net = ConditionalUnet1D(2, 4, down_dims=(16, 32), kernel_size=3, embed_dim=16)
+    x, t, d, cond = torch.randn(2, 8, 2), torch.full((2,), 0.25), torch.full((2,), 0.5), torch.randn(2, 4)
+    base = net(x, t, d, cond)
+    assert not torch.allclose(base, net(x, t + 0.25, d, cond))
+    assert not torch.allclose(base, net(x, t, d / 2, cond))
+    assert not torch.allclose(base, net(x, t, d, cond + 1))
+
+
+def test_step_size_is_embedded_as_its_level():
+    d = torch.tensor([1.0, 0.5, 1 / 128])
+    assert step_level(d).tolist() == [0.0, 1.0, 7.0]
+    embed = TimeStepEmbedding(16)
+    levels = 2.0 ** -torch.arange(8.0)
+    out = embed(torch.zeros(8), levels)
+    assert torch.isfinite(out).all()
+    # Every trained step size gets a distinct embedding.
+    assert torch.cdist(out, out).add(torch.eye(8)).min() > 1e-3
+
+
+def test_bad_horizon_and_cond_shape_are_named():
+    net = ConditionalUnet1D(2, 4, down_dims=(16, 32, 64), kernel_size=3, embed_dim=16)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        net(torch.randn(1, 10, 2), torch.zeros(1), torch.ones(1), torch.randn(1, 4))
+    with pytest.raises(ValueError, match=r"cond must have shape \(B, 4\)"):
+        net(torch.randn(1, 8, 2), torch.zeros(1), torch.ones(1), torch.randn(1, 5))

@@ -1,0 +1,135 @@
+import pytest
+import torch
+
+from shortcut_policy.models.unet1d import ConditionalUnet1D
+from shortcut_policy.objectives import FlowMatching, Shortcut
+from shortcut_policy.objectives.flow import interpolate
+
+
+def small_net(cond_dim=3):
+    return ConditionalUnet1D(2, cond_dim, down_dims=(16, 32), kernel_size=3, embed_dim=16)
+
+
+def test_consistency_target_equals_two_half_steps_of_the_model():
+    net = small_net()
+    objective = Shortcut(target_clip=1e6)
+    x = torch.randn(5, 8, 2)
+    t = torch.tensor([0.0, 0.25, 0.5, 0.5, 0.0])
+    d = torch.tensor([1.0, 0.25, 0.5, 0.125, 0.5])
+    cond = torch.randn(5, 3)
+    with torch.no_grad():
+        s1 = net(x, t, d / 2, cond)
+        x_mid = x + (d / 2)[:, None, None] * s1
+        s2 = net(x_mid, t + d / 2, d / 2, cond)
+        expected = (s1 + s2) / 2
+        # Jumping with the target velocity lands where the two half steps land.
+        two_halves = x_mid + (d / 2)[:, None, None] * s2
+    target = objective.consistency_target(net, x, t, d, cond)
+    torch.testing.assert_close(target, expected)
+    torch.testing.assert_close(x + d[:, None, None] * target, two_halves)
+
+
+def test_consistency_target_is_clipped():
+    class Big(torch.nn.Module):
+        def forward(self, x, t, d, cond):
+            return torch.full_like(x, 100.0)
+
+    target = Shortcut(target_clip=4.0).consistency_target(
+        Big(), torch.zeros(2, 3), torch.zeros(2), torch.ones(2), None
+    )
+    assert torch.all(target == 4.0)
+
+
+def test_every_level_receives_rows_at_the_default_batch_size():
+    objective = Shortcut()  # M = 128, K = 8
+    n_rows = objective.consistency_rows(256)
+    assert n_rows == 32
+    for _ in range(20):
+        levels = objective.consistency_levels(n_rows, torch.device("cpu"))
+        counts = torch.bincount(levels, minlength=objective.n_levels)
+        assert counts.min() >= n_rows // objective.n_levels, counts
+        assert counts.shape[0] == objective.n_levels
+
+
+class RecordingNet(torch.nn.Module):
+    """Wraps a network and records the inputs of each call."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+        self.calls = []
+
+    def forward(self, x, t, d, cond):
+        self.calls.append((x.detach().clone(), t.clone(), d.clone(), torch.is_grad_enabled()))
+        return self.net(x, t, d, cond)
+
+
+@pytest.mark.parametrize("batch", [7, 64, 100, 256])
+def test_no_row_is_dropped_and_d_t_lie_on_their_grids(batch):
+    objective = Shortcut()
+    net = RecordingNet(small_net())
+    x1 = torch.randn(batch, 8, 2)
+    loss, metrics = objective.loss(net, x1, torch.randn(batch, 3))
+    student = [call for call in net.calls if call[3]]
+    assert len(student) == 1
+    _, t, d, _ = student[0]
+    assert t.shape[0] == batch  # every row of the batch enters the loss
+    n_sc = batch // 8
+    levels = -torch.log2(d[:n_sc])
+    assert torch.all(levels == levels.round()) and torch.all(levels <= 6)
+    assert torch.allclose(torch.remainder(t[:n_sc] / d[:n_sc], 1.0), torch.zeros(n_sc))
+    assert torch.all(d[n_sc:] == 1 / 128)
+    assert torch.allclose(t[n_sc:] * 128, (t[n_sc:] * 128).round())
+    loss.backward()
+    assert "loss_flow" in metrics and ("loss_consistency" in metrics) == (n_sc > 0)
+
+
+def test_consistency_targets_use_the_teacher_without_gradient():
+    objective = Shortcut()
+    student, teacher = RecordingNet(small_net()), RecordingNet(small_net())
+    objective.loss(student, torch.randn(64, 8, 2), torch.randn(64, 3), teacher=teacher)
+    assert len(teacher.calls) == 2 and not any(call[3] for call in teacher.calls)
+    assert len(student.calls) == 1
+    no_ema = Shortcut(ema_teacher=False)
+    student.calls, teacher.calls = [], []
+    no_ema.loss(student, torch.randn(64, 8, 2), torch.randn(64, 3), teacher=teacher)
+    assert len(teacher.calls) == 0 and len(student.calls) == 3
+
+
+def test_flow_rows_equal_plain_flow_matching():
+    """With K so large that no row is a consistency row, shortcut == flow matching."""
+    net = small_net()
+    x1, cond = torch.randn(16, 8, 2), torch.randn(16, 3)
+    torch.manual_seed(3)
+    flow_loss, _ = FlowMatching().loss(net, x1, cond)
+    torch.manual_seed(3)
+    shortcut_loss, metrics = Shortcut(consistency_every=10_000).loss(net, x1, cond)
+    torch.testing.assert_close(shortcut_loss, flow_loss)
+    assert "loss_consistency" not in metrics
+
+
+def test_flow_target_is_the_path_velocity():
+    x0, x1 = torch.randn(4, 3), torch.randn(4, 3)
+    t = torch.tensor([0.0, 0.3, 0.7, 1.0])
+    xt = interpolate(x0, x1, t, eps=0.0)
+    torch.testing.assert_close(xt[0], x0[0])
+    torch.testing.assert_close(xt[3], x1[3])
+    dt = 1e-3
+    forward = interpolate(x0, x1, t + dt, eps=0.0)
+    torch.testing.assert_close((forward - xt) / dt, x1 - x0, atol=1e-3, rtol=1e-3)
+
+
+def test_objectives_work_on_image_shaped_tensors():
+    class PixelNet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+
+        def forward(self, x, t, d, cond):
+            return self.conv(x) + t.view(-1, 1, 1, 1) + d.view(-1, 1, 1, 1)
+
+    net = PixelNet()
+    for objective in (Shortcut(), FlowMatching()):
+        loss, _ = objective.loss(net, torch.randn(16, 3, 8, 8))
+        loss.backward()
+        assert objective.sample(net, torch.randn(2, 3, 8, 8), None, 3).shape == (2, 3, 8, 8)

@@ -1,0 +1,95 @@
+import json
+
+import pytest
+import torch
+from hydra.errors import MissingConfigException
+
+from shortcut_policy.checkpoint import CheckpointError, latest_checkpoint
+from shortcut_policy.inference import sample_action_chunk
+from shortcut_policy.pretrained import load_policy_network
+from shortcut_policy.train import train
+from tests.conftest import make_config
+
+
+def tiny_config(tmp_path, *extra):
+    return make_config(
+        "task=bimodal",
+        "model=unet_tiny",
+        f"run_dir={tmp_path / 'run'}",
+        f"dataset.path={tmp_path / 'bimodal.zarr'}",
+        "dataset.generator_args.n_episodes=200",
+        "train.steps=12",
+        "train.batch_size=32",
+        "train.warmup_steps=4",
+        "checkpoint_every=6",
+        "val_every=6",
+        "eval_every=0",
+        "logging.mode=disabled",
+        "logging.progress=false",
+        "logging.log_every=1",
+        "device=cpu",
+        *extra,
+    )
+
+
+def read_metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_killed_run_resumes_with_the_same_step_lr_and_data(tmp_path, monkeypatch):
+    reference_dir = tmp_path / "reference"
+    reference_dir.mkdir()
+    train(tiny_config(reference_dir))
+    expected = read_metrics(reference_dir / "run")
+
+    import shortcut_policy.train as train_module
+
+    real_step = train_module.train_step
+
+    def killed_at_step_9(run, batch):
+        if run.step == 8:
+            raise KeyboardInterrupt("killed")
+        return real_step(run, batch)
+
+    monkeypatch.setattr(train_module, "train_step", killed_at_step_9)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(tmp_path))
+    assert latest_checkpoint(tmp_path / "run" / "checkpoints").name == "step_00000006.safetensors"
+    monkeypatch.setattr(train_module, "train_step", real_step)
+    resumed = train(tiny_config(tmp_path, "resume=true"))
+    assert resumed.step == 12
+    got = {row["step"]: row for row in read_metrics(tmp_path / "run")}
+    for row in expected[6:]:
+        for key in ("loss", "lr", "val/loss"):
+            if key in row:
+                assert got[row["step"]][key] == pytest.approx(row[key], rel=1e-6), key
+
+
+def test_existing_run_is_not_overwritten_without_resume(tmp_path):
+    train(tiny_config(tmp_path, "train.steps=6"))
+    with pytest.raises(FileExistsError, match="resume=true"):
+        train(tiny_config(tmp_path, "train.steps=6"))
+
+
+def test_resume_with_another_model_is_refused(tmp_path):
+    train(tiny_config(tmp_path, "train.steps=6"))
+    with pytest.raises(CheckpointError, match="trained with model="):
+        train(tiny_config(tmp_path, "train.steps=6", "resume=true", "model.embed_dim=16"))
+
+
+def test_checkpoint_reloads_to_identical_outputs(tmp_path):
+    run = train(tiny_config(tmp_path, "train.steps=6"))
+    network, objective, meta = load_policy_network(latest_checkpoint(tmp_path / "run" / "checkpoints"))
+    assert meta["step"] == 6 and meta["spec"]["task"] == "bimodal"
+    obs = {"pos": torch.randn(4, 1, 2)}
+    torch.manual_seed(1)
+    expected = sample_action_chunk(run.ema.eval(), run.objective, obs, 3)
+    torch.manual_seed(1)
+    got = sample_action_chunk(network, objective, obs, 3)
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("group", ["task", "model", "objective"])
+def test_unknown_group_choice_lists_the_options(group):
+    with pytest.raises(MissingConfigException, match="Available options"):
+        make_config(f"{group}=nonexistent")
