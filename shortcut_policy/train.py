@@ -235,7 +235,10 @@ def train(cfg: DictConfig) -> Run:
         generator=torch.Generator().manual_seed(cfg.seed + run.step),
     )
     logger = MetricLogger(
-        run.run_dir, cfg.logging.mode, cfg.logging.project, OmegaConf.to_container(cfg, resolve=True)
+        run.run_dir,
+        cfg.logging.mode,
+        cfg.logging.project,
+        OmegaConf.to_container(cfg, resolve=True),
     )
     bar = tqdm(total=total, initial=run.step, disable=not cfg.logging.progress, desc="train")
     batches = iter(loader)

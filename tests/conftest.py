@@ -9,12 +9,13 @@ import torch
 from hydra import compose, initialize_config_dir
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
+# The test networks are small: one thread is fastest and avoids contention on 2-core machines.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
-    torch.set_num_threads(2)
 
 
 def make_config(*overrides: str):

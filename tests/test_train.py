@@ -79,7 +79,9 @@ def test_resume_with_another_model_is_refused(tmp_path):
 
 def test_checkpoint_reloads_to_identical_outputs(tmp_path):
     run = train(tiny_config(tmp_path, "train.steps=6"))
-    network, objective, meta = load_policy_network(latest_checkpoint(tmp_path / "run" / "checkpoints"))
+    network, objective, meta = load_policy_network(
+        latest_checkpoint(tmp_path / "run" / "checkpoints")
+    )
     assert meta["step"] == 6 and meta["spec"]["task"] == "bimodal"
     obs = {"pos": torch.randn(4, 1, 2)}
     torch.manual_seed(1)

@@ -5,17 +5,18 @@ How it works (see ``planner.py`` for the details):
 1. Read the real env's full physics state (pusher position and velocity, block pose and velocity).
 2. Sample a few dozen contact points along the T's edges (random offsets from the expert's own
    generator), route the pusher to each one around the block, and try pushing in three directions
-   (the inward normal and +-30 degrees) for up to 12 steps, all in a private copy of the simulator.
+   (the inward normal and +-30 degrees) for up to 20 steps, all in a private copy of the simulator.
 3. Score every (contact, direction, push length) by its rate of progress: the mean keypoint error
    to the goal pose (px) removed per step, approach steps included. Keep the best length of each
    (contact, direction). Draw an edge of the T uniformly among those with a push within 30% of
    the best rate (10% once the error is under 30 px), then a push on that edge; routes go round
    either side of the block when both are about as long. So near-equal options (approach from
    either side of the T, different contact points) are chosen at random, like human demos.
-4. Execute the chosen pusher targets, then plan again. Pusher targets move at most 15-20 px per step
-   (6 px on the final approach, <= 10 px while pushing) so actions are smooth enough to imitate.
-   Pushes get slower as the block nears the goal (speed = 0.1 x error), which gives the fine
-   corrections needed for coverage above 0.95 (about 2 px mean keypoint error).
+4. Execute the chosen pusher targets, then plan again. Pusher targets move at most ~15-20 px
+   per step while travelling (the speed is drawn per episode), 6 px per step over the last 20 px
+   of an approach and <= 12 px per step while pushing, so actions are smooth enough to imitate.
+   Pushes slow down as the block nears the goal (0.2 x the error per step, at least 1 px), which
+   gives the fine corrections that coverage above 0.95 needs (about 2 px mean keypoint error).
 5. Once coverage exceeds the success threshold, hold the pusher still.
 
 The planner rolls out from the exact current state with gym-pusht's own arithmetic, so predicted
@@ -33,7 +34,7 @@ from envs.push_t import sim
 from envs.push_t.planner import PlannerConfig, Primitive, plan_push
 from envs.push_t.scoring import SUCCESS_THRESHOLD
 
-EXPERT_VERSION = "pusht-sim-planner-2"
+EXPERT_VERSION = "pusht-sim-planner-5"
 
 
 class PushTExpert:
@@ -56,8 +57,9 @@ class PushTExpert:
     def reset(self) -> None:
         """Start a new episode: fresh generator state, empty plan."""
         self.rng = np.random.default_rng(self.seed)
-        # Humans differ in hand speed between demos; vary the travel speed per episode.
-        speed = float(self.rng.uniform(15.0, 20.0))
+        # Humans differ in hand speed between demos: scale the travel speed per episode
+        # (the default 18 px per step becomes 15.3-19.8).
+        speed = self.base_config.approach_speed * float(self.rng.uniform(0.85, 1.1))
         self.config = dataclasses.replace(self.base_config, approach_speed=speed)
         self._queue: list[np.ndarray] = []
         self._hold: np.ndarray | None = None
@@ -67,17 +69,27 @@ class PushTExpert:
 
     def act(self, env) -> np.ndarray:
         """Next pusher target (2,) float32 in px for ``env`` (our ``PushTEnv`` or gym-pusht's)."""
-        raw = getattr(env, "physics", None) or env.unwrapped
+        raw = env.physics if hasattr(env, "physics") else env.unwrapped
+        # gym-pusht's own coverage (shapely polygons), so "success" means exactly what the env says.
         if self._hold is None and raw._get_coverage() > SUCCESS_THRESHOLD:
             self._hold = np.array(raw.agent.position)
         if self._hold is not None:
-            return self._hold.astype(np.float32)
+            return self._step_towards(self._hold).astype(np.float32)
         if not self._queue:
             self._replan(raw)
-        if not self._queue:  # nothing feasible: stay put rather than do something random
-            self._queue = [np.array(raw.agent.position)]
         self._last_target = self._queue.pop(0)
         return self._last_target.astype(np.float32)
+
+    def _step_towards(self, point: np.ndarray, max_step: float = 10.0) -> np.ndarray:
+        """Move the target towards ``point`` by at most ``max_step`` px (no jumps when holding)."""
+        if self._last_target is None:
+            self._last_target = point
+        delta = point - self._last_target
+        dist = float(np.linalg.norm(delta))
+        if dist > max_step:
+            delta = delta * (max_step / dist)
+        self._last_target = self._last_target + delta
+        return self._last_target
 
     def _replan(self, raw) -> None:
         state = sim.capture(raw)
@@ -86,3 +98,13 @@ class PushTExpert:
         self.last_primitive = prim
         if prim is not None:
             self._queue = list(prim.targets)
+        else:
+            self._queue = self._unstick_targets(raw)
+
+    def _unstick_targets(self, raw, steps: int = 5, speed: float = 6.0) -> list[np.ndarray]:
+        """No feasible push (pusher boxed in by the block and a wall): drift to the centre of the
+        workspace for a few steps, which frees the pusher or moves the block off the wall."""
+        start = np.array(raw.agent.position) if self._last_target is None else self._last_target
+        centre = np.array([256.0, 256.0])
+        direction = (centre - start) / (np.linalg.norm(centre - start) + 1e-9)
+        return [start + speed * k * direction for k in range(1, steps + 1)]

@@ -26,6 +26,15 @@ def in_workspace(points: np.ndarray) -> bool:
     return bool(((pts >= _LOW) & (pts <= _HIGH)).all())
 
 
+def clip_to_workspace(points: np.ndarray) -> np.ndarray:
+    """Clamp pusher targets (..., 2) into the region that keeps the pusher off the walls.
+
+    The pusher is kinematic in pymunk, so walls do not stop it: a target beyond a wall takes the
+    pusher through it, and it can end up stuck between the wall and the block.
+    """
+    return np.clip(points, _LOW, _HIGH)
+
+
 def segment_clear(a: np.ndarray, b: np.ndarray, pose: np.ndarray, clearance: float) -> bool:
     """True when every point of segment a-b stays ``clearance`` px or more away from the T."""
     n = max(2, int(np.linalg.norm(b - a) / 2.0) + 1)
@@ -145,21 +154,31 @@ def _length(points: list[np.ndarray]) -> float:
 
 
 def targets_along(
-    start: np.ndarray, waypoints: list[np.ndarray], speed: float, final_speed: float
+    start: np.ndarray,
+    waypoints: list[np.ndarray],
+    speed: float,
+    final_speed: float,
+    slow_zone: float = 20.0,
 ) -> np.ndarray:
     """Pusher targets (K, 2) that walk the polyline at ``speed`` px per step.
 
-    The last leg (the straight approach to the contact) uses ``final_speed`` so the pusher arrives
-    slowly and does not overshoot into the block. The final target is exactly the last waypoint.
+    The last ``slow_zone`` px (the end of the straight approach to the contact) are walked at
+    ``final_speed`` so the pusher arrives slowly instead of ramming the block. The final target is
+    exactly the last waypoint.
     """
+    pts = [np.asarray(start, dtype=np.float64)] + [
+        np.asarray(w, dtype=np.float64) for w in waypoints
+    ]
+    # Split the last leg where slowing down starts.
+    last = pts[-1] - pts[-2]
+    last_len = float(np.linalg.norm(last))
+    if last_len > slow_zone:
+        pts.insert(-1, pts[-1] - last * (slow_zone / last_len))
     out: list[np.ndarray] = []
-    pos = np.asarray(start, dtype=np.float64)
-    for k, wp in enumerate(waypoints):
-        v = final_speed if k == len(waypoints) - 1 and len(waypoints) > 1 else speed
-        leg = wp - pos
-        dist = float(np.linalg.norm(leg))
-        n = max(1, int(np.ceil(dist / v)))
-        for s in range(1, n + 1):
-            out.append(pos + leg * (s / n))
-        pos = wp
+    for k in range(1, len(pts)):
+        slow = k == len(pts) - 1 and len(pts) > 2
+        v = final_speed if slow else speed
+        leg = pts[k] - pts[k - 1]
+        n = max(1, int(np.ceil(float(np.linalg.norm(leg)) / v)))
+        out.extend(pts[k - 1] + leg * (s / n) for s in range(1, n + 1))
     return np.array(out)

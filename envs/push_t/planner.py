@@ -31,10 +31,10 @@ class PlannerConfig:
 
     contact_spacing: float = 15.0  # px between sampled contact points along an edge
     push_angles_deg: tuple[float, ...] = (-30.0, 0.0, 30.0)  # turn of the push vs. the normal
-    max_push_steps: int = 12
-    push_speed_gain: float = 0.1  # push speed = gain * current error, clipped below
+    max_push_steps: int = 20
+    push_speed_gain: float = 0.2  # push speed = gain * current error, clipped below
     min_push_speed: float = 1.0  # px per step
-    max_push_speed: float = 10.0
+    max_push_speed: float = 12.0
     approach_speed: float = 18.0  # px per step while travelling around the block
     final_speed: float = 6.0  # px per step on the last straight leg to the contact
     gap: float = 2.0  # px between pusher and edge at the approach point
@@ -49,11 +49,13 @@ class PlannerConfig:
 
 @dataclass
 class Primitive:
-    """A chosen push: pusher targets (K, 2) and the block pose (3,) predicted after them."""
+    """A chosen push: pusher targets (K, 2), the block pose (3,) predicted after them, the progress
+    rate (px of keypoint error removed per step), the contact (2,) in the block frame and its
+    edge index in ``geometry.EDGES``, and how many of the targets are the approach."""
 
     targets: np.ndarray
     predicted_pose: np.ndarray
-    cost: float
+    rate: float
     contact_local: np.ndarray = field(default_factory=lambda: np.zeros(2))
     edge: int = -1
     n_approach: int = 0
@@ -61,11 +63,14 @@ class Primitive:
 
 @dataclass
 class _Option:
-    targets: np.ndarray
+    """The best length of one push line: approach (A, 2) + first ``n_push`` of ``push`` (P, 2)."""
+
+    approach: np.ndarray
+    push: np.ndarray
+    n_push: int
     pose: np.ndarray
-    cost: float
-    contact: np.ndarray
-    n_approach: int
+    rate: float  # px of keypoint error removed per step; higher is better
+    contact: np.ndarray = field(default_factory=lambda: np.zeros(2))
     edge: int = -1
 
 
@@ -137,10 +142,9 @@ def plan_push(
         after_approach = sim.capture(raw_sim)
         for angle in cfg.push_angles_deg:
             direction = geo.rotation(np.deg2rad(angle)) @ -normal
-            line = _rollout_push(
+            best = _rollout_push(
                 raw_sim, after_approach, approach_targets, direction, speed, e0, cfg, goal
             )
-            best = min(line, key=lambda o: o.cost)  # best push length along this line
             best.contact, best.edge = p_local, edge
             options.append(best)
     if not options:
@@ -158,22 +162,20 @@ def _rollout_push(
     e0: float,
     cfg: PlannerConfig,
     goal: np.ndarray,
-) -> list[_Option]:
-    """Simulate one push line; return one option per prefix length (1..max_push_steps)."""
+) -> _Option:
+    """Simulate one push line for ``max_push_steps``; return its best prefix by progress rate."""
     sim.restore(raw_sim, after_approach)
-    origin = approach_targets[-1]
     n_app = len(approach_targets)
     steps = np.arange(1, cfg.max_push_steps + 1)
-    push_targets = np.clip(origin + speed * steps[:, None] * direction, 0.0, 512.0)
-    out = []
-    for j, target in enumerate(push_targets, start=1):
+    push = paths.clip_to_workspace(approach_targets[-1] + speed * steps[:, None] * direction)
+    best: _Option | None = None
+    for j, target in enumerate(push, start=1):
         sim.control_step(raw_sim, target)
         pose = sim.block_pose(raw_sim)
-        err = geo.keypoint_error(pose, goal)
-        cost = -(e0 - err) / (n_app + j + cfg.overhead_steps)  # negative rate: lower is better
-        targets = np.concatenate([approach_targets, push_targets[:j]])
-        out.append(_Option(targets, pose, cost, np.zeros(2), n_app))
-    return out
+        rate = (e0 - geo.keypoint_error(pose, goal)) / (n_app + j + cfg.overhead_steps)
+        if best is None or rate > best.rate:
+            best = _Option(approach_targets, push, j, pose, rate)
+    return best
 
 
 def _choose(options: list[_Option], rng: np.random.Generator, tolerance: float) -> Primitive:
@@ -185,10 +187,12 @@ def _choose(options: list[_Option], rng: np.random.Generator, tolerance: float) 
     stem's end vs. the bar's side) equally likely, however many contact points each edge has:
     that is what makes demonstrations multimodal.
     """
-    rates = -np.array([o.cost for o in options])
+    rates = np.array([o.rate for o in options])
+    # With no improving push (best rate <= 0) only the best is acceptable.
     floor = rates.max() - tolerance * max(rates.max(), 0.0)
     edges = np.array([o.edge for o in options])
     good = rates >= floor
     edge = rng.choice(np.unique(edges[good]))
     o = options[int(rng.choice(np.flatnonzero(good & (edges == edge))))]
-    return Primitive(o.targets, o.pose, o.cost, o.contact, o.edge, o.n_approach)
+    targets = np.concatenate([o.approach, o.push[: o.n_push]])
+    return Primitive(targets, o.pose, o.rate, o.contact, o.edge, len(o.approach))

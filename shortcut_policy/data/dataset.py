@@ -70,7 +70,9 @@ class SequenceDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         keys = [*self.obs_keys, self.action_key]
-        window = read_window(self.buffer.data, self.indices[index], self.horizon, keys, self.lengths)
+        window = read_window(
+            self.buffer.data, self.indices[index], self.horizon, keys, self.lengths
+        )
         obs = {key: torch.from_numpy(_as_float(window[key])) for key in self.obs_keys}
         return {"obs": obs, "action": torch.from_numpy(_as_float(window[self.action_key]))}
 

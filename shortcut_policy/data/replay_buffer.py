@@ -1,7 +1,7 @@
 """Episodes stored in zarr: ``data/<key>`` arrays concatenated over time and ``meta/episode_ends``.
 
-This is Diffusion Policy's layout (its Push-T file is zarr format 2); we read formats 2 and 3, from a
-directory or a ``.zip`` store, and write either format atomically (to a temporary path, then rename).
+This is Diffusion Policy's layout (its Push-T file is zarr format 2); we read formats 2 and 3,
+from a directory or a ``.zip`` store, and write either format atomically (temporary path, rename).
 ``episode_ends[i]`` is the exclusive end index of episode ``i`` in every ``data/<key>`` array.
 """
 
@@ -49,7 +49,7 @@ class ReplayBuffer:
 
     @classmethod
     def open(cls, path: str | os.PathLike, keys: Sequence[str] | None = None) -> ReplayBuffer:
-        """Read a store (directory or ``.zip``, zarr format 2 or 3); ``keys`` limits what is read."""
+        """Read a store (directory or ``.zip``, zarr format 2 or 3); ``keys`` selects arrays."""
         group = _open_group(Path(path))
         if "meta" not in group or "episode_ends" not in group["meta"]:
             raise DatasetError(

@@ -35,7 +35,9 @@ def sequence_indices(
             buffer_start = max(offset, 0) + start
             buffer_end = min(offset + horizon, length) + start
             sample_start = buffer_start - (offset + start)
-            rows.append((buffer_start, buffer_end, sample_start, sample_start + buffer_end - buffer_start))
+            rows.append(
+                (buffer_start, buffer_end, sample_start, sample_start + buffer_end - buffer_start)
+            )
     return np.asarray(rows, dtype=np.int64).reshape(-1, 4)
 
 

@@ -14,7 +14,9 @@ import torch
 from torch import nn
 
 
-def sinusoidal_features(values: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+def sinusoidal_features(
+    values: torch.Tensor, dim: int, max_period: float = 10000.0
+) -> torch.Tensor:
     """Transformer-style features of ``values: (B,)`` -> ``(B, dim)`` (``dim`` even)."""
     half = dim // 2
     freqs = torch.exp(

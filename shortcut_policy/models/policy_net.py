@@ -39,7 +39,9 @@ class PolicyNetwork(nn.Module):
         normalizer: fitted statistics for every observation key and ``"action"``.
     """
 
-    def __init__(self, spec: Mapping[str, Any], head: Mapping[str, Any], normalizer: RangeNormalizer):
+    def __init__(
+        self, spec: Mapping[str, Any], head: Mapping[str, Any], normalizer: RangeNormalizer
+    ):
         super().__init__()
         self.spec = dict(spec)
         self.normalizer = normalizer
@@ -52,7 +54,9 @@ class PolicyNetwork(nn.Module):
 
     def encode(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Raw observations ``{key: (B, n_obs_steps, *shape)}`` -> conditioning ``(B, F)``."""
-        normalized = {key: self.normalizer.normalize(key, obs[key]) for key in self.obs_encoder.keys}
+        normalized = {
+            key: self.normalizer.normalize(key, obs[key]) for key in self.obs_encoder.keys
+        }
         return self.obs_encoder(normalized)
 
     def prepare_batch(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:

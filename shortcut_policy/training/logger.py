@@ -22,7 +22,11 @@ class MetricLogger:
 
             os.environ.setdefault("WANDB_SILENT", "true")
             self.wandb = wandb.init(
-                project=project, mode=mode, dir=str(run_dir), config=config, resume="allow",
+                project=project,
+                mode=mode,
+                dir=str(run_dir),
+                config=config,
+                resume="allow",
                 id=_run_id(run_dir),
             )
 

@@ -17,7 +17,9 @@ def test_round_trip_and_range():
 
 def test_constant_dimension_maps_to_zero_not_nan():
     data = {"state": np.stack([np.full(10, 3.0), np.arange(10.0)], -1)}
-    y = RangeNormalizer.fit(data).normalize("state", torch.tensor(data["state"], dtype=torch.float32))
+    y = RangeNormalizer.fit(data).normalize(
+        "state", torch.tensor(data["state"], dtype=torch.float32)
+    )
     assert torch.isfinite(y).all() and torch.all(y[:, 0] == 0)
 
 

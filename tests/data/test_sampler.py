@@ -44,7 +44,9 @@ def make_buffer(lengths=(20, 30, 25)):
 
 
 def test_dataset_sample_pairs_obs_history_with_chunk_start():
-    ds = SequenceDataset(make_buffer(), ["state"], "action", horizon=16, n_obs_steps=2, n_action_steps=8)
+    ds = SequenceDataset(
+        make_buffer(), ["state"], "action", horizon=16, n_obs_steps=2, n_action_steps=8
+    )
     sample = ds[0]
     assert sample["obs"]["state"].shape == (2, 2) and sample["action"].shape == (16, 2)
     # The first window starts one step before the episode: obs [0, 0], actions [100, 100, 101 ...].

@@ -17,7 +17,12 @@ def test_output_shape_equals_input_shape(down_dims, horizon, action_dim):
 
 def test_each_conditioning_input_changes_the_output():
     net = ConditionalUnet1D(2, 4, down_dims=(16, 32), kernel_size=3, embed_dim=16)
-    x, t, d, cond = torch.randn(2, 8, 2), torch.full((2,), 0.25), torch.full((2,), 0.5), torch.randn(2, 4)
+    x, t, d, cond = (
+        torch.randn(2, 8, 2),
+        torch.full((2,), 0.25),
+        torch.full((2,), 0.5),
+        torch.randn(2, 4),
+    )
     base = net(x, t, d, cond)
     assert not torch.allclose(base, net(x, t + 0.25, d, cond))
     assert not torch.allclose(base, net(x, t, d / 2, cond))
