@@ -14,6 +14,7 @@ from shortcut_policy.data.replay_buffer import ReplayBuffer
 # dataset.generator name -> "module:function(path, **dataset.generator_args)" that writes a store.
 GENERATORS = {
     "bimodal": "shortcut_policy.data.bimodal:make_bimodal_store",
+    "push_t": "envs.push_t.demos:make_push_t_store",
 }
 
 

@@ -71,6 +71,8 @@ class Run:
 def build_run(cfg: DictConfig) -> Run:
     """Datasets, network, EMA copy, objective and optimizer from a resolved config."""
     torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     data = load_task_data(cfg.task, cfg.dataset)
     head = {k: v for k, v in OmegaConf.to_container(cfg.model).items() if k != "name"}

@@ -5,6 +5,7 @@ import torch
 from hydra.errors import MissingConfigException
 
 from shortcut_policy.checkpoint import CheckpointError, latest_checkpoint
+from shortcut_policy.data.replay_buffer import DatasetError
 from shortcut_policy.inference import sample_action_chunk
 from shortcut_policy.pretrained import load_policy_network
 from shortcut_policy.train import train
@@ -95,3 +96,12 @@ def test_checkpoint_reloads_to_identical_outputs(tmp_path):
 def test_unknown_group_choice_lists_the_options(group):
     with pytest.raises(MissingConfigException, match="Available options"):
         make_config(f"{group}=nonexistent")
+
+
+def test_dataset_without_the_task_keys_names_found_and_needed(tmp_path):
+    train(tiny_config(tmp_path, "train.steps=1"))  # writes a bimodal store: keys pos, action
+    cfg = make_config(
+        "task=push_t", f"dataset.path={tmp_path / 'bimodal.zarr'}", f"run_dir={tmp_path / 'x'}"
+    )
+    with pytest.raises(DatasetError, match=r"lacks data keys \['keypoint', 'state'\].*'pos'"):
+        train(cfg)

@@ -111,11 +111,19 @@ class ReplayBuffer:
                 )
 
     # ------------------------------------------------------------------ writing
-    def save(self, path: str | os.PathLike, zarr_format: int = 3, chunk_steps: int = 1024) -> None:
+    def save(
+        self,
+        path: str | os.PathLike,
+        zarr_format: int = 3,
+        chunk_steps: int = 1024,
+        meta: Mapping[str, np.ndarray] | None = None,
+        files: Mapping[str, str] | None = None,
+    ) -> None:
         """Write atomically: build ``<path>.tmp`` then rename it over ``path``.
 
         Images (uint8 arrays of rank 4) are chunked one frame per chunk so that random access
-        decodes only the frames it needs.
+        decodes only the frames it needs. ``meta`` adds per-episode arrays under ``meta/`` and
+        ``files`` adds small text files (e.g. ``summary.json``) inside the store folder.
         """
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
@@ -125,7 +133,11 @@ class ReplayBuffer:
             frame = value.dtype == np.uint8 and value.ndim == 4
             chunks = (1 if frame else min(chunk_steps, len(value)), *value.shape[1:])
             _write_array(group, f"data/{key}", value, chunks, zarr_format)
-        _write_array(group, "meta/episode_ends", self.episode_ends, (self.n_episodes,), zarr_format)
+        meta = {"episode_ends": self.episode_ends, **(meta or {})}
+        for key, value in meta.items():
+            _write_array(group, f"meta/{key}", np.asarray(value), np.shape(value), zarr_format)
+        for name, text in (files or {}).items():
+            (tmp / name).write_text(text)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
