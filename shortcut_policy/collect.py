@@ -1,7 +1,9 @@
-"""Generate a task's demonstrations: ``python -m shortcut_policy.collect task=push_t n_episodes=200``.
+"""Generate a task's demonstrations.
 
-Writes the store at ``dataset.path`` (or ``out=...``) with the task's generator; interrupted runs
-resume from the episodes already saved (see ``envs/push_t/demos.py``).
+    python -m shortcut_policy.collect task=push_t n_episodes=200
+
+Writes the store at ``dataset.path`` (or ``out=...``) with the task's generator; interrupted
+runs resume from the episodes already saved (see ``envs/push_t/demos.py``).
 """
 
 from __future__ import annotations

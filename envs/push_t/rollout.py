@@ -29,6 +29,7 @@ def run_expert_episode(
     max_steps: int = 300,
     steps_after_success: int = 5,
     expert_seed: int | None = None,
+    frames: bool = False,
 ) -> dict[str, Any]:
     """Roll out ``PushTExpert`` on the env started from ``seed``.
 
@@ -40,6 +41,7 @@ def run_expert_episode(
         steps_after_success: steps still recorded after the first successful step (the pusher
             holds still), so demonstrations show the task settling; the episode then ends.
         expert_seed: seed of the expert's generator; defaults to ``seed``.
+        frames: also return ``frames``, full-size RGB renders (for videos), one per step.
 
     Returns:
         dict with arrays ``state``, ``keypoint``, ``action``, ``coverage`` (and ``img``) of length
@@ -49,13 +51,22 @@ def run_expert_episode(
     env = PushTEnv(obs_mode="pixels" if render else obs_mode, max_steps=max_steps)
     expert = PushTExpert(seed if expert_seed is None else expert_seed)
     obs, _ = env.reset(seed=seed)
-    rec: dict[str, list] = {"state": [], "keypoint": [], "action": [], "coverage": [], "img": []}
+    rec: dict[str, list] = {
+        "state": [],
+        "keypoint": [],
+        "action": [],
+        "coverage": [],
+        "img": [],
+        "frames": [],
+    }
     first_success: int | None = None
     for step in range(max_steps):
         rec["state"].append(env.get_state())
         rec["keypoint"].append(env.keypoints)
         if render:
             rec["img"].append(obs["image"])
+        if frames:
+            rec["frames"].append(env.render())
         action = expert.act(env)
         rec["action"].append(action)
         obs, _, terminated, truncated, info = env.step(action)
@@ -73,6 +84,8 @@ def run_expert_episode(
     }
     if render:
         out["img"] = np.asarray(rec["img"], dtype=np.uint8)
+    if frames:
+        out["frames"] = rec["frames"]
     out["success"] = episode_success(rec["coverage"])
     out["score"] = episode_score(rec["coverage"])
     out["seed"] = int(seed)
