@@ -31,7 +31,9 @@ def evaluate_bimodal(network, objective, data, steps_list, n_samples: int = 512)
     rng = np.random.default_rng(0)
     start = np.stack([rng.uniform(-0.3, 0.3, n_samples), -np.ones(n_samples)], -1)
     device = next(network.parameters()).device
+    history = network.spec["n_obs_steps"]  # the start point, repeated as at an episode start
     obs = {"pos": torch.as_tensor(start, dtype=torch.float32, device=device)[:, None]}
+    obs["pos"] = obs["pos"].expand(-1, history, -1)
     generator = torch.Generator(device=device).manual_seed(0)
     metrics = {}
     for steps in steps_list:

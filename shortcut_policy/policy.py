@@ -1,0 +1,209 @@
+"""``ShortcutPolicy``: the control-loop API.
+
+    policy = ShortcutPolicy.from_pretrained("runs/push_t/shortcut-unet_small-seed0", steps=1)
+    policy.reset()
+    while True:
+        action = policy.select_action({"keypoint": kp, "state": state})   # one action, (Da,)
+
+Three numbers define how a chunk is used (Push-T low-dim defaults in brackets):
+
+| name             | meaning                                                          | Push-T |
+|------------------|------------------------------------------------------------------|--------|
+| ``n_obs_steps``  | observations the network conditions on (the newest ones)        | 2      |
+| ``horizon``      | actions generated per network call (one chunk)                   | 16     |
+| ``n_action_steps``| actions of the chunk executed before a new chunk is generated  | 8      |
+
+::
+
+    time          t-1   t    t+1  ...  t+7  t+8 ...  t+14
+    observations  [o    o]                                     n_obs_steps = 2
+    chunk         a    [a    a    ...  a]   a   ...  a         horizon = 16
+    executed           ^--- n_action_steps = 8 ---^
+
+The chunk starts at the oldest observation (as in training), so the executed actions are
+``chunk[n_obs_steps - 1 : n_obs_steps - 1 + n_action_steps]``. ``select_action`` keeps the
+observation history and the queue of actions still to execute; a new chunk is generated only
+when the queue is empty. The step budget (network passes per chunk) is set per policy
+(``policy.steps``) or per call (``predict_action_chunk(obs, steps=...)``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from shortcut_policy.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    prefixed,
+    save_checkpoint,
+)
+from shortcut_policy.pretrained import load_policy_network
+
+POLICY_FILE = "policy.safetensors"
+
+
+def resolve_policy_path(path: str | os.PathLike) -> Path:
+    """A checkpoint file from a file, a saved-policy folder, a run folder or its checkpoints."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    for candidate in (path / POLICY_FILE,):
+        if candidate.is_file():
+            return candidate
+    for folder in (path / "checkpoints", path):
+        newest = latest_checkpoint(folder)
+        if newest is not None:
+            return newest
+    raise CheckpointError(
+        f"no policy at {path}: expected a .safetensors checkpoint, a folder with {POLICY_FILE}, "
+        "or a training run folder with checkpoints/"
+    )
+
+
+class ShortcutPolicy:
+    """A trained action generator with observation history and an action queue.
+
+    Args:
+        network: the trained :class:`PolicyNetwork` (EMA weights when loaded from training).
+        objective: the objective it was trained with (defines sampling).
+        meta: plain checkpoint metadata (``spec``, ``config``).
+        steps: network passes per chunk (default: the objective's ``default_steps``).
+        device: ``"cpu"``, ``"cuda"`` or None for CUDA when available.
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        objective: Any,
+        meta: Mapping[str, Any],
+        steps: int | None = None,
+        device: str | torch.device | None = None,
+    ) -> None:
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.network = network.to(self.device).eval().requires_grad_(False)
+        self.objective = objective
+        self.meta = dict(meta)
+        self.spec = dict(meta["spec"])
+        self.obs_shapes = {key: tuple(shape) for key, shape in self.spec["obs_shapes"].items()}
+        self.n_obs_steps = int(self.spec["n_obs_steps"])
+        self.horizon = int(self.spec["horizon"])
+        self.n_action_steps = int(self.spec["n_action_steps"])
+        self.steps = steps if steps is not None else objective.default_steps
+        self.generator: torch.Generator | None = None
+        self.reset()
+
+    # ------------------------------------------------------------------ persistence
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | os.PathLike,
+        device: str | torch.device | None = None,
+        steps: int | None = None,
+        task: str | None = None,
+    ) -> ShortcutPolicy:
+        """Load from a checkpoint file, a folder from :meth:`save_pretrained`, or a run folder.
+
+        ``task`` (optional) refuses a policy trained for another task.
+        """
+        file = resolve_policy_path(path)
+        network, objective, meta = load_policy_network(file)
+        if task is not None and meta["spec"]["task"] != task:
+            raise CheckpointError(
+                f"{file} holds a policy for task {meta['spec']['task']!r}, not {task!r}; "
+                "pick a checkpoint trained on this task"
+            )
+        return cls(network, objective, meta, steps=steps, device=device)
+
+    def save_pretrained(self, path: str | os.PathLike) -> Path:
+        """Write the weights and plain config to ``path/policy.safetensors`` (atomic)."""
+        meta = {
+            "format": self.meta.get("format", 1),
+            "step": self.meta.get("step"),
+            "spec": self.spec,
+            "config": {k: self.meta["config"][k] for k in ("task", "model", "objective")},
+        }
+        target = Path(path) / POLICY_FILE
+        save_checkpoint(target, prefixed("ema", self.network.state_dict()), meta)
+        return target
+
+    # ------------------------------------------------------------------ control loop
+    def reset(self) -> None:
+        """Forget the observation history and the queued actions (call at episode start)."""
+        self._history: deque[dict[str, np.ndarray]] = deque(maxlen=self.n_obs_steps)
+        self._queue: deque[np.ndarray] = deque()
+
+    def select_action(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """One observation ``{key: shape}`` in, one action ``(Da,)`` out (data units).
+
+        Generates a chunk only when the queue of actions is empty; until the history holds
+        ``n_obs_steps`` observations, the oldest one is repeated (as the training data pads).
+        """
+        self._history.append(self.validate(obs, batched=False))
+        if not self._queue:
+            while len(self._history) < self.n_obs_steps:
+                self._history.appendleft(self._history[0])
+            stacked = {k: np.stack([o[k] for o in self._history])[None] for k in self.obs_shapes}
+            chunk = self.predict_action_chunk(stacked)[0]
+            start = self.n_obs_steps - 1
+            self._queue.extend(chunk[start : start + self.n_action_steps])
+        return self._queue.popleft()
+
+    @torch.inference_mode()
+    def predict_action_chunk(
+        self, obs: Mapping[str, np.ndarray | torch.Tensor], steps: int | None = None
+    ) -> np.ndarray:
+        """Observations ``{key: (B, n_obs_steps, *shape)}`` -> actions ``(B, horizon, Da)``."""
+        checked = self.validate(obs, batched=True)
+        tensors = {
+            key: torch.as_tensor(value, device=self.device, dtype=torch.float32)
+            for key, value in checked.items()
+        }
+        cond = self.network.encode(tensors)
+        noise = torch.randn(
+            self.network.sample_shape(cond.shape[0]), device=self.device, generator=self.generator
+        )
+        chunk = self.objective.sample(self.network, noise, cond, steps or self.steps)
+        return self.network.normalizer.unnormalize("action", chunk).cpu().numpy()
+
+    def seed(self, seed: int) -> None:
+        """Make sampling noise reproducible from now on."""
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+
+    # ------------------------------------------------------------------ validation
+    def validate(self, obs: Mapping[str, Any], batched: bool) -> dict[str, np.ndarray]:
+        """Check keys, shapes, dtypes and finiteness; raise a ``ValueError`` that names them."""
+        if not isinstance(obs, Mapping):
+            raise ValueError(f"observation must be a dict of arrays, got {type(obs).__name__}")
+        missing = [key for key in self.obs_shapes if key not in obs]
+        if missing:
+            raise ValueError(
+                f"observation is missing key(s) {missing}; got {sorted(obs)}, "
+                f"expected {sorted(self.obs_shapes)}"
+            )
+        return {key: self._check(key, obs[key], batched) for key in self.obs_shapes}
+
+    def _check(self, key: str, value: Any, batched: bool) -> np.ndarray:
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().numpy()
+        value = np.asarray(value)
+        if not (np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)):
+            raise ValueError(f"observation {key!r} has dtype {value.dtype}; expected a number type")
+        expected = self.obs_shapes[key]
+        n_lead = value.ndim - len(expected)
+        lead = value.shape[: max(n_lead, 0)]
+        ok_lead = (len(lead) == 2 and lead[1] == self.n_obs_steps) if batched else n_lead == 0
+        if n_lead < 0 or value.shape[n_lead:] != expected or not ok_lead:
+            want = f"(B, {self.n_obs_steps}, *{expected})" if batched else str(expected)
+            raise ValueError(f"observation {key!r} has shape {tuple(value.shape)}; expected {want}")
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"observation {key!r} contains NaN or inf: {value}")
+        return value.astype(np.float32, copy=False)

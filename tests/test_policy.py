@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+
+from shortcut_policy import ShortcutPolicy
+from shortcut_policy.checkpoint import CheckpointError
+from shortcut_policy.train import train
+from tests.conftest import make_config
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("policy")
+    cfg = make_config(
+        "task=bimodal",
+        "model=unet_tiny",
+        f"run_dir={tmp / 'run'}",
+        f"dataset.path={tmp / 'bimodal.zarr'}",
+        "dataset.generator_args.n_episodes=100",
+        "task.n_obs_steps=2",
+        "task.n_action_steps=4",
+        "train.steps=3",
+        "train.batch_size=16",
+        "checkpoint_every=3",
+        "val_every=0",
+        "logging.mode=disabled",
+        "logging.progress=false",
+        "device=cpu",
+    )
+    train(cfg)
+    return tmp / "run"
+
+
+def obs(x=0.1):
+    return {"pos": np.array([x, -1.0], dtype=np.float32)}
+
+
+def test_save_and_load_give_identical_actions(run_dir, tmp_path):
+    policy = ShortcutPolicy.from_pretrained(run_dir, device="cpu", steps=2)
+    saved = policy.save_pretrained(tmp_path / "p")
+    assert saved.stat().st_size < 5_000_000
+    again = ShortcutPolicy.from_pretrained(tmp_path / "p", device="cpu", steps=2)
+    batch = {"pos": np.random.default_rng(0).normal(size=(3, 2, 2)).astype(np.float32)}
+    policy.seed(7)
+    again.seed(7)
+    np.testing.assert_array_equal(
+        policy.predict_action_chunk(batch), again.predict_action_chunk(batch)
+    )
+
+
+def test_a_new_chunk_only_when_the_queue_is_empty(run_dir):
+    policy = ShortcutPolicy.from_pretrained(run_dir, device="cpu")
+    calls = []
+    real = policy.predict_action_chunk
+
+    def counting(batch, steps=None):
+        calls.append({k: v.copy() for k, v in batch.items()})
+        return real(batch, steps)
+
+    policy.predict_action_chunk = counting
+    policy.seed(0)
+    actions = [policy.select_action(obs(0.01 * i)) for i in range(9)]
+    assert len(calls) == 3  # steps 0, 4 and 8 (n_action_steps = 4)
+    assert all(a.shape == (2,) for a in actions)
+    # The first call pads the history by repeating the first observation.
+    np.testing.assert_array_equal(calls[0]["pos"][0, 0], calls[0]["pos"][0, 1])
+    # The second call sees the two newest observations (steps 3 and 4).
+    np.testing.assert_allclose(calls[1]["pos"][0, :, 0], [0.03, 0.04], rtol=1e-6)
+    policy.reset()
+    policy.select_action(obs())
+    assert len(calls) == 4  # reset cleared the queue
+
+
+def test_executed_actions_are_the_chunk_after_the_oldest_observation(run_dir):
+    policy = ShortcutPolicy.from_pretrained(run_dir, device="cpu")
+    policy.seed(3)
+    first = [policy.select_action(obs()) for _ in range(4)]
+    policy.reset()
+    policy.seed(3)
+    chunk = policy.predict_action_chunk({"pos": np.stack([obs()["pos"]] * 2)[None]})[0]
+    np.testing.assert_allclose(np.stack(first), chunk[1:5], rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"position": np.zeros(2)}, r"missing key\(s\) \['pos'\]; got \['position'\]"),
+        ({"pos": np.zeros(3)}, r"'pos' has shape \(3,\); expected \(2,\)"),
+        ({"pos": np.zeros((1, 2))}, r"'pos' has shape \(1, 2\); expected \(2,\)"),
+        ({"pos": np.array(["a", "b"])}, r"'pos' has dtype <U1"),
+        ({"pos": np.array([np.nan, 0.0])}, r"'pos' contains NaN or inf"),
+        ({"pos": np.array([np.inf, 0.0])}, r"'pos' contains NaN or inf"),
+    ],
+)
+def test_bad_observations_are_named(run_dir, bad, message):
+    policy = ShortcutPolicy.from_pretrained(run_dir, device="cpu")
+    with pytest.raises(ValueError, match=message):
+        policy.select_action(bad)
+
+
+def test_batched_shape_is_checked(run_dir):
+    policy = ShortcutPolicy.from_pretrained(run_dir, device="cpu")
+    with pytest.raises(ValueError, match=r"expected \(B, 2, \*\(2,\)\)"):
+        policy.predict_action_chunk({"pos": np.zeros((4, 3, 2), np.float32)})
+
+
+def test_policy_for_another_task_is_refused(run_dir):
+    with pytest.raises(CheckpointError, match="for task 'bimodal', not 'push_t'"):
+        ShortcutPolicy.from_pretrained(run_dir, task="push_t")
+    with pytest.raises(CheckpointError, match="no policy at"):
+        ShortcutPolicy.from_pretrained(run_dir / "nowhere")
