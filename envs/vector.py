@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 Obs = Any  # np.ndarray or dict[str, np.ndarray], sent through the pipe as-is
 StepResult = tuple[Obs, float, bool, bool, dict]
+FaultKind = Literal["crash", "timeout"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class EnvFault:
 
     slot: int
     seed: int | None
-    kind: Literal["crash", "timeout"]
+    kind: FaultKind
     message: str
     traceback: str = ""
 
@@ -90,8 +91,7 @@ def _worker(conn: Connection, make_env: Callable[[], gymnasium.Env]) -> None:
             if command == "close":
                 return
             try:
-                reply = ("ok", _run_command(env, command, payload))
-                conn.send(reply)
+                conn.send(("ok", _run_command(env, command, payload)))
             except Exception as exc:  # the env raised, or its result did not pickle
                 conn.send(("error", _error_payload(exc)))
     finally:
@@ -147,8 +147,6 @@ class EnvPool:
             self.close()  # e.g. make_env does not pickle: do not leave the first workers running
             raise
 
-    # -- public API ---------------------------------------------------------------------------
-
     def reset(self, slot: int, seed: int | None) -> Obs | EnvFault:
         """Reset one slot; returns its first observation (the reset info is dropped)."""
         return self.reset_many({slot: seed})[slot]
@@ -202,8 +200,6 @@ class EnvPool:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # -- internals ----------------------------------------------------------------------------
-
     def _check_slot(self, slot: int) -> None:
         if self._closed:
             raise RuntimeError("EnvPool is closed")
@@ -230,9 +226,9 @@ class EnvPool:
         w.process.join()
         w.conn.close()
 
-    def _fault(self, slot: int, kind: str, message: str, tb: str = "") -> EnvFault:
+    def _fault(self, slot: int, kind: FaultKind, message: str, tb: str = "") -> EnvFault:
         """Record a fault and replace the slot's worker with a fresh one."""
-        fault = EnvFault(slot, self._seeds[slot], kind, message, tb)  # type: ignore[arg-type]
+        fault = EnvFault(slot, self._seeds[slot], kind, message, tb)
         log.warning("env slot %d (seed %s) %s: %s", slot, fault.seed, kind, message)
         self._stop(self._workers[slot])
         self._workers[slot] = self._start(slot)
@@ -245,13 +241,23 @@ class EnvPool:
 
     def _call_many(self, commands: dict[int, tuple[str, Any]]) -> dict[int, Any]:
         """Send every command, then gather the replies against one deadline for the batch."""
+        for slot in commands:  # check all first: a half-sent batch would leave unread replies
+            self._check_slot(slot)
+        try:
+            return self._send_and_gather(commands)
+        except BaseException:
+            # Interrupted (e.g. Ctrl-C) with replies in flight: the pipes are out of step with the
+            # commands, so the pool cannot be trusted any more. Do not wait on busy workers.
+            self.close(timeout_s=0.0)
+            raise
+
+    def _send_and_gather(self, commands: dict[int, tuple[str, Any]]) -> dict[int, Any]:
         results: dict[int, Any] = {}
         for slot, command in commands.items():
-            self._check_slot(slot)
             try:
                 self._workers[slot].conn.send(command)
-            except OSError as exc:  # broken pipe: the worker died between calls
-                results[slot] = self._fault(slot, "crash", f"worker unreachable: {exc}")
+            except OSError:  # broken pipe: the worker died between calls
+                results[slot] = self._died(slot)
         batch_deadline = time.monotonic() + self.step_timeout_s
         pending = {self._workers[s].conn: s for s in commands if s not in results}
         while pending:
@@ -276,9 +282,8 @@ class EnvPool:
         w = self._workers[slot]
         try:
             tag, payload = w.conn.recv()
-        except EOFError:
-            w.process.join(1.0)  # it closed the pipe by exiting; collect the exit code
-            return self._fault(slot, "crash", f"worker died (exit code {w.process.exitcode})")
+        except EOFError:  # it closed the pipe by exiting
+            return self._died(slot)
         except Exception as exc:  # e.g. the reply names a class the parent cannot import
             return self._fault(slot, "crash", f"unreadable reply: {type(exc).__name__}: {exc}")
         if tag == "ready":
@@ -289,12 +294,20 @@ class EnvPool:
             return self._fault(slot, "crash", message, tb)
         return payload
 
+    def _died(self, slot: int) -> EnvFault:
+        process = self._workers[slot].process
+        process.join(1.0)  # its pipe closed as it exited; reap it to read the exit code
+        return self._fault(slot, "crash", f"worker died (exit code {process.exitcode})")
+
     def _expire(self, slot: int) -> EnvFault:
         w = self._workers[slot]
         if not w.process.is_alive():
-            return self._fault(slot, "crash", f"worker died (exit code {w.process.exitcode})")
-        what = "step" if w.ready_at is not None else "start-up"
-        return self._fault(slot, "timeout", f"no answer in time ({what}); worker killed")
+            return self._died(slot)
+        if w.ready_at is None:
+            message = f"env not built within start_timeout_s={self.start_timeout_s:g}"
+        else:
+            message = f"no answer within step_timeout_s={self.step_timeout_s:g}"
+        return self._fault(slot, "timeout", message + "; worker killed")
 
 
 _NOT_YET = object()  # _receive's marker for a "ready" message: the reply is still to come

@@ -72,6 +72,17 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     return tensors, json.loads(header[META_KEY])
 
 
+def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """Only the JSON metadata of a checkpoint (tensors are not read)."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return json.loads((handle.metadata() or {})[META_KEY])
+    except (SafetensorError, OSError, KeyError, ValueError) as err:
+        raise CheckpointError(
+            f"{path} is not a readable shortcut_policy checkpoint ({err})"
+        ) from err
+
+
 def checkpoint_path(folder: str | os.PathLike, step: int) -> Path:
     return Path(folder) / f"step_{step:08d}.safetensors"
 

@@ -16,7 +16,12 @@ from shortcut_policy.inference import sample_action_chunk
 
 EVALUATORS = {
     "bimodal": "shortcut_policy.evaluators:evaluate_bimodal",
+    "push_t": "shortcut_policy.evaluators:evaluate_rollouts",
 }
+
+# In-training rollouts use their own seeds, so choosing the "best" checkpoint on them does not
+# leak into the final evaluation (seeds 100000 and up) or the demonstrations (0 and up).
+TRAINING_EVAL_SEED = 200_000
 
 
 def get_evaluator(name: str):
@@ -24,6 +29,32 @@ def get_evaluator(name: str):
         raise ValueError(f"unknown evaluator {name!r}; known: {sorted(EVALUATORS)}")
     module, function = EVALUATORS[name].split(":")
     return getattr(importlib.import_module(module), function)
+
+
+def evaluate_rollouts(
+    network, objective, data, steps_list, n_episodes: int = 10, workers: int = 2
+) -> dict:
+    """Success rate and mean score of short simulator rollouts, per step budget."""
+    from envs.vector import EnvPool
+    from shortcut_policy.evaluation.episodes import run_episodes
+    from shortcut_policy.policy import ShortcutPolicy
+    from shortcut_policy.rollout import env_factory
+
+    spec = network.spec
+    policy = ShortcutPolicy(
+        network, objective, {"spec": spec}, device=next(network.parameters()).device
+    )
+    task_cfg = {"name": spec["task"], "env": data.env_cfg}
+    seeds = range(TRAINING_EVAL_SEED, TRAINING_EVAL_SEED + n_episodes)
+    metrics = {}
+    with EnvPool(env_factory(task_cfg), workers) as pool:
+        for steps in steps_list:
+            policy.seed(TRAINING_EVAL_SEED)
+            results = run_episodes(policy, pool, seeds, steps)
+            metrics[f"success@{steps}"] = float(np.mean([r.success for r in results]))
+            metrics[f"score@{steps}"] = float(np.mean([r.score for r in results]))
+    network.train(False)
+    return metrics
 
 
 def evaluate_bimodal(network, objective, data, steps_list, n_samples: int = 512) -> dict:

@@ -67,6 +67,39 @@ def resolve_policy_path(path: str | os.PathLike) -> Path:
     )
 
 
+class ChunkBuffer:
+    """Observation history and queue of actions still to execute, for one episode.
+
+    ``ShortcutPolicy.select_action`` uses one; batched rollouts keep one per environment.
+    """
+
+    def __init__(self, n_obs_steps: int, n_action_steps: int) -> None:
+        self.n_obs_steps, self.n_action_steps = n_obs_steps, n_action_steps
+        self.observations: deque[dict[str, np.ndarray]] = deque(maxlen=n_obs_steps)
+        self.actions: deque[np.ndarray] = deque()
+
+    @property
+    def needs_chunk(self) -> bool:
+        return not self.actions
+
+    def add_observation(self, obs: dict[str, np.ndarray]) -> None:
+        self.observations.append(obs)
+
+    def history(self) -> dict[str, np.ndarray]:
+        """``{key: (n_obs_steps, *shape)}``, the oldest observation repeated while too short."""
+        frames = list(self.observations)
+        frames = [frames[0]] * (self.n_obs_steps - len(frames)) + frames
+        return {key: np.stack([frame[key] for frame in frames]) for key in frames[0]}
+
+    def enqueue(self, chunk: np.ndarray) -> None:
+        """Queue the executed part of a chunk ``(horizon, Da)`` (it starts at the oldest obs)."""
+        start = self.n_obs_steps - 1
+        self.actions.extend(chunk[start : start + self.n_action_steps])
+
+    def pop(self) -> np.ndarray:
+        return self.actions.popleft()
+
+
 class ShortcutPolicy:
     """A trained action generator with observation history and an action queue.
 
@@ -138,8 +171,7 @@ class ShortcutPolicy:
     # ------------------------------------------------------------------ control loop
     def reset(self) -> None:
         """Forget the observation history and the queued actions (call at episode start)."""
-        self._history: deque[dict[str, np.ndarray]] = deque(maxlen=self.n_obs_steps)
-        self._queue: deque[np.ndarray] = deque()
+        self.buffer = ChunkBuffer(self.n_obs_steps, self.n_action_steps)
 
     def select_action(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
         """One observation ``{key: shape}`` in, one action ``(Da,)`` out (data units).
@@ -147,15 +179,11 @@ class ShortcutPolicy:
         Generates a chunk only when the queue of actions is empty; until the history holds
         ``n_obs_steps`` observations, the oldest one is repeated (as the training data pads).
         """
-        self._history.append(self.validate(obs, batched=False))
-        if not self._queue:
-            while len(self._history) < self.n_obs_steps:
-                self._history.appendleft(self._history[0])
-            stacked = {k: np.stack([o[k] for o in self._history])[None] for k in self.obs_shapes}
-            chunk = self.predict_action_chunk(stacked)[0]
-            start = self.n_obs_steps - 1
-            self._queue.extend(chunk[start : start + self.n_action_steps])
-        return self._queue.popleft()
+        self.buffer.add_observation(self.validate(obs, batched=False))
+        if self.buffer.needs_chunk:
+            history = {key: value[None] for key, value in self.buffer.history().items()}
+            self.buffer.enqueue(self.predict_action_chunk(history)[0])
+        return self.buffer.pop()
 
     @torch.inference_mode()
     def predict_action_chunk(

@@ -18,6 +18,27 @@ GENERATORS = {
 }
 
 
+# task.env.name -> "module:function(**task.env)" building a gymnasium env for rollouts.
+ENVIRONMENTS = {
+    "push_t": "envs.push_t.policy_env:make_policy_env",
+}
+
+
+def newest_checkpoint_for_task(task: str, runs_root: str | Path = "runs") -> Path:
+    """The most recently written checkpoint of any training run of ``task``."""
+    found = sorted(Path(runs_root, task).glob("*/checkpoints/step_*.safetensors"), key=_mtime)
+    if not found:
+        raise FileNotFoundError(
+            f"no training run of task {task!r} under {runs_root}/{task}; train one "
+            f"(python -m shortcut_policy.train task={task}) or pass checkpoint=..."
+        )
+    return found[-1]
+
+
+def _mtime(path: Path) -> float:
+    return path.stat().st_mtime
+
+
 @dataclass
 class TaskData:
     """Everything training needs from a task: datasets, statistics and the data spec."""
@@ -26,6 +47,7 @@ class TaskData:
     val: SequenceDataset | None
     normalizer: RangeNormalizer
     spec: dict[str, Any]
+    env_cfg: dict[str, Any] | None = None
 
 
 def ensure_dataset(dataset_cfg: Any) -> Path:
@@ -76,4 +98,5 @@ def load_task_data(task_cfg: Any, dataset_cfg: Any) -> TaskData:
         "n_obs_steps": task_cfg["n_obs_steps"],
         "n_action_steps": task_cfg["n_action_steps"],
     }
-    return TaskData(train, val, RangeNormalizer.fit(arrays), spec)
+    env_cfg = dict(task_cfg.get("env") or {}) or None
+    return TaskData(train, val, RangeNormalizer.fit(arrays), spec, env_cfg)

@@ -27,6 +27,7 @@ from shortcut_policy.checkpoint import (
     optimizer_from_tensors,
     optimizer_to_tensors,
     prefixed,
+    read_meta,
     save_checkpoint,
     unprefixed,
 )
@@ -66,6 +67,7 @@ class Run:
     device: torch.device
     run_dir: Path
     step: int = 0
+    best_score: float = float("-inf")
 
 
 def build_run(cfg: DictConfig) -> Run:
@@ -88,8 +90,12 @@ def build_run(cfg: DictConfig) -> Run:
     return Run(cfg, data, model, ema, objective, optimizer, device, Path(cfg.run_dir))
 
 
-def save_run(run: Run) -> Path:
-    """Checkpoint everything needed to continue or deploy: weights, EMA, optimizer, RNG, config."""
+def save_run(run: Run, label: str | None = None, extra: dict | None = None) -> Path:
+    """Checkpoint everything needed to continue or deploy: weights, EMA, optimizer, RNG, config.
+
+    Unlabelled checkpoints are ``step_<N>.safetensors`` (pruned to the newest few, used by
+    resume); a ``label`` ("best", "last") writes ``<label>.safetensors``, never pruned.
+    """
     optim_tensors, optim_plain = optimizer_to_tensors(run.optimizer)
     tensors = {
         **prefixed("model", run.model.state_dict()),
@@ -105,10 +111,14 @@ def save_run(run: Run) -> Path:
         "spec": run.data.spec,
         "config": OmegaConf.to_container(run.cfg, resolve=True),
         "optimizer": optim_plain,
+        "label": label,
+        **(extra or {}),
     }
-    path = checkpoint_path(run.run_dir / "checkpoints", run.step)
+    folder = run.run_dir / "checkpoints"
+    path = folder / f"{label}.safetensors" if label else checkpoint_path(folder, run.step)
     save_checkpoint(path, tensors, meta)
-    prune_checkpoints(path.parent, run.cfg.keep_checkpoints)
+    if not label:
+        prune_checkpoints(folder, run.cfg.keep_checkpoints)
     return path
 
 
@@ -195,11 +205,20 @@ def validation_loss(run: Run) -> dict[str, float]:
 
 
 def evaluate(run: Run) -> dict[str, float]:
-    """The task's evaluator on the EMA weights, at the configured step budgets."""
+    """The task's evaluator on the EMA weights, at the configured step budgets.
+
+    When the evaluator reports ``score@<first budget>``, a new maximum is saved as the labelled
+    ``best`` checkpoint (selected on the training-evaluation seeds, not the final ones).
+    """
     evaluator = get_evaluator(run.cfg.task.evaluator)
     with torch.random.fork_rng(devices=[]):
         metrics = evaluator(run.ema, run.objective, run.data, list(run.cfg.eval_steps))
-    return {f"eval/{key}": value for key, value in metrics.items()}
+    metrics = {f"eval/{key}": value for key, value in metrics.items()}
+    key = f"eval/score@{run.cfg.eval_steps[0]}"
+    if key in metrics and metrics[key] > run.best_score:
+        run.best_score = metrics[key]
+        save_run(run, label="best", extra={"best_metric": key, "best_value": metrics[key]})
+    return metrics
 
 
 def prepare_run_dir(run: Run) -> None:
@@ -213,6 +232,9 @@ def prepare_run_dir(run: Run) -> None:
     if newest is not None:
         restore_run(run, newest)
         print(f"[train] resumed from {newest} at step {run.step}")
+        best = run.run_dir / "checkpoints" / "best.safetensors"
+        if best.is_file():
+            run.best_score = read_meta(best).get("best_value", run.best_score)
     run.run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(run.cfg, run.run_dir / "config.yaml", resolve=True)
 
@@ -261,6 +283,7 @@ def train(cfg: DictConfig) -> Run:
             logger.log(run.step, metrics)
         if periodic(run.step, cfg.checkpoint_every, total):
             save_run(run)
+    save_run(run, label="last")
     bar.close()
     logger.close()
     return run

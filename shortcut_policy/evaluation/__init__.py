@@ -1,0 +1,1 @@
+"""Policy evaluation: batched rollouts over worker processes, latency, and reports."""

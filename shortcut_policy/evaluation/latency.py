@@ -1,0 +1,87 @@
+"""Latency of one chunk at batch 1, and of one bare network forward pass, per DESIGN §4.
+
+Median, p95 and p99 over ``n_calls`` timed calls after ``warmup`` untimed ones; on CUDA the
+device is synchronised around every call so the time covers the whole computation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import torch
+
+from shortcut_policy.policy import ShortcutPolicy
+
+
+def _timed(fn: Callable[[], object], device: torch.device, n_calls: int, warmup: int) -> np.ndarray:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(n_calls):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return np.asarray(times) * 1000.0
+
+
+def summarize_ms(times_ms: np.ndarray) -> dict[str, float]:
+    return {
+        "median_ms": float(np.median(times_ms)),
+        "p95_ms": float(np.percentile(times_ms, 95)),
+        "p99_ms": float(np.percentile(times_ms, 99)),
+    }
+
+
+def example_batch(policy: ShortcutPolicy, obs: Mapping[str, np.ndarray], batch: int) -> dict:
+    """``obs`` (one observation) repeated into ``{key: (batch, n_obs_steps, *shape)}``."""
+    return {
+        key: np.broadcast_to(
+            np.asarray(value, np.float32), (batch, policy.n_obs_steps, *np.shape(value))
+        ).copy()
+        for key, value in obs.items()
+    }
+
+
+@torch.inference_mode()
+def forward_latency(
+    policy: ShortcutPolicy, obs: Mapping[str, np.ndarray], n_calls: int = 200, warmup: int = 20
+) -> dict[str, float]:
+    """One bare ``network(x, t, d, cond)`` call at batch 1 (no encoding, no sampling loop)."""
+    batch = example_batch(policy, obs, 1)
+    tensors = {k: torch.as_tensor(v, device=policy.device) for k, v in batch.items()}
+    cond = policy.network.encode(tensors)
+    x = torch.randn(policy.network.sample_shape(1), device=policy.device)
+    t = torch.zeros(1, device=policy.device)
+    d = torch.ones(1, device=policy.device)
+    times = _timed(lambda: policy.network(x, t, d, cond), policy.device, n_calls, warmup)
+    return summarize_ms(times)
+
+
+def chunk_latency(
+    policy: ShortcutPolicy,
+    obs: Mapping[str, np.ndarray],
+    steps: int,
+    n_calls: int = 200,
+    warmup: int = 20,
+) -> dict[str, float]:
+    """``predict_action_chunk`` at batch 1 with ``steps`` network passes (validation included)."""
+    batch = example_batch(policy, obs, 1)
+    times = _timed(
+        lambda: policy.predict_action_chunk(batch, steps), policy.device, n_calls, warmup
+    )
+    return summarize_ms(times)
+
+
+def chunk_throughput(
+    policy: ShortcutPolicy, obs: Mapping[str, np.ndarray], steps: int, batch: int, n_calls: int = 5
+) -> float:
+    """Chunks per second when ``batch`` environments are served by one call."""
+    stacked = example_batch(policy, obs, batch)
+    times = _timed(lambda: policy.predict_action_chunk(stacked, steps), policy.device, n_calls, 1)
+    return float(batch / (np.median(times) / 1000.0))
