@@ -1,0 +1,134 @@
+import functools
+import json
+import time
+
+import numpy as np
+import pytest
+
+from envs.push_t.policy_env import make_policy_env
+from envs.vector import EnvPool
+from shortcut_policy import ShortcutPolicy
+from shortcut_policy.evaluation.episodes import run_episodes
+from shortcut_policy.rollout import rollout
+from shortcut_policy.train import train
+from tests.conftest import CONFIG_DIR, make_config
+
+
+def fake_push_t_store(path):
+    """Two short Push-T-shaped episodes (random but finite), enough to build a policy."""
+    from shortcut_policy.data.replay_buffer import ReplayBuffer
+
+    rng = np.random.default_rng(0)
+    episodes = [
+        {
+            "state": rng.uniform(0, 512, (24, 5)).astype(np.float32),
+            "keypoint": rng.uniform(0, 512, (24, 8, 2)).astype(np.float32),
+            "action": rng.uniform(0, 512, (24, 2)).astype(np.float32),
+        }
+        for _ in range(3)
+    ]
+    ReplayBuffer.from_episodes(episodes).save(path)
+
+
+@pytest.fixture(scope="module")
+def push_t_policy_dir(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rollout")
+    fake_push_t_store(tmp / "pt.zarr")
+    cfg = make_config(
+        "task=push_t",
+        "model=unet_tiny",
+        "model.down_dims=[16,32]",
+        f"run_dir={tmp / 'run'}",
+        f"dataset.path={tmp / 'pt.zarr'}",
+        "dataset.val_fraction=0",
+        "train.steps=2",
+        "train.batch_size=8",
+        "checkpoint_every=2",
+        "val_every=0",
+        "logging.mode=disabled",
+        "logging.progress=false",
+        "device=cpu",
+    )
+    train(cfg)
+    return tmp / "run"
+
+
+def test_rollout_with_two_workers_writes_every_field(push_t_policy_dir, tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        cfg = compose(
+            config_name="rollout",
+            overrides=[
+                f"checkpoint={push_t_policy_dir}",
+                "steps=[1,2]",
+                "n_episodes=3",
+                "workers=2",
+                "task.env.max_steps=15",
+                "latency_calls=5",
+                "throughput_batch=4",
+                "progress=false",
+                "device=cpu",
+                f"out_dir={tmp_path}",
+            ],
+        )
+    report = rollout(cfg)
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["budgets"][0]["steps"] == 1 and saved["budgets"][1]["steps"] == 2
+    for row in saved["budgets"]:
+        for key in (
+            "success_rate",
+            "success_ci95",
+            "mean_score",
+            "score_ci95",
+            "latency",
+            "latency_x_forward",
+            "throughput_chunks_per_s",
+            "faults",
+            "episodes",
+        ):
+            assert key in row, key
+        assert set(row["latency"]) == {"median_ms", "p95_ms", "p99_ms"}
+        assert [e["seed"] for e in row["episodes"]] == [100000, 100001, 100002]
+        assert all(e["length"] == 15 for e in row["episodes"])
+    assert report["forward_latency"]["median_ms"] > 0
+    assert (tmp_path / "success_vs_latency.png").stat().st_size > 0
+    assert "| steps |" in (tmp_path / "report.md").read_text()
+
+
+class FaultyPushT:
+    """Crashes on seed 100001 at step 3 and hangs on seed 100002 at step 2."""
+
+    def __init__(self):
+        self.env = make_policy_env(max_steps=10)
+
+    def reset(self, seed=None, options=None):
+        self.seed, self.t = seed, 0
+        return self.env.reset(seed=seed)
+
+    def step(self, action):
+        self.t += 1
+        if self.seed == 100001 and self.t == 3:
+            raise RuntimeError("simulator exploded")
+        if self.seed == 100002 and self.t == 2:
+            time.sleep(1000)
+        return self.env.step(action)
+
+    def close(self):
+        self.env.close()
+
+
+def make_faulty_env():
+    return FaultyPushT()
+
+
+def test_crashing_and_hanging_environments_do_not_stop_the_evaluation(push_t_policy_dir):
+    policy = ShortcutPolicy.from_pretrained(push_t_policy_dir, device="cpu")
+    seeds = [100000, 100001, 100002, 100003]
+    with EnvPool(functools.partial(make_faulty_env), 2, step_timeout_s=2.0) as pool:
+        results = run_episodes(policy, pool, seeds, steps=1)
+    assert [r.seed for r in results] == seeds
+    assert "simulator exploded" in results[1].fault and not results[1].success
+    assert results[2].fault.startswith("timeout")
+    assert results[0].fault is None and results[0].length == 10
+    assert results[3].fault is None and results[3].length == 10
