@@ -132,3 +132,37 @@ def test_crashing_and_hanging_environments_do_not_stop_the_evaluation(push_t_pol
     assert results[2].fault.startswith("timeout")
     assert results[0].fault is None and results[0].length == 10
     assert results[3].fault is None and results[3].length == 10
+
+
+def test_training_evaluates_in_the_simulator_and_keeps_best_and_last(tmp_path):
+    fake_push_t_store(tmp_path / "pt.zarr")
+    cfg = make_config(
+        "task=push_t",
+        "model=unet_tiny",
+        "model.down_dims=[16,32]",
+        f"run_dir={tmp_path / 'run'}",
+        f"dataset.path={tmp_path / 'pt.zarr'}",
+        "dataset.val_fraction=0",
+        "task.env.max_steps=5",
+        "train.steps=2",
+        "train.batch_size=8",
+        "eval_every=1",
+        "eval_steps=[1]",
+        "checkpoint_every=2",
+        "val_every=0",
+        "logging.mode=disabled",
+        "logging.progress=false",
+        "device=cpu",
+    )
+    train(cfg)
+    rows = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert all("eval/score@1" in row and "eval/success@1" in row for row in rows)
+    from shortcut_policy.checkpoint import read_meta
+
+    best = read_meta(tmp_path / "run" / "checkpoints" / "best.safetensors")
+    last = read_meta(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    assert best["label"] == "best" and best["best_metric"] == "eval/score@1"
+    assert best["best_value"] == max(row["eval/score@1"] for row in rows)
+    assert last["label"] == "last" and last["step"] == 2
