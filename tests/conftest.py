@@ -22,3 +22,17 @@ def make_config(*overrides: str):
     """The resolved training config for ``overrides`` (as on the command line)."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
         return compose(config_name="train", overrides=list(overrides))
+
+
+def quick_run(tmp_path: Path, *overrides: str, task: str = "bimodal"):
+    """Config of a short CPU training run in ``tmp_path`` (tiny network, no logging)."""
+    return make_config(
+        f"task={task}",
+        "model=unet_tiny",
+        f"run_dir={tmp_path / 'run'}",
+        "val_every=0",
+        "logging.mode=disabled",
+        "logging.progress=false",
+        "device=cpu",
+        *overrides,
+    )

@@ -4,16 +4,14 @@ import pytest
 from shortcut_policy import ShortcutPolicy
 from shortcut_policy.checkpoint import CheckpointError
 from shortcut_policy.train import train
-from tests.conftest import make_config
+from tests.conftest import quick_run
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("policy")
-    cfg = make_config(
-        "task=bimodal",
-        "model=unet_tiny",
-        f"run_dir={tmp / 'run'}",
+    cfg = quick_run(
+        tmp,
         f"dataset.path={tmp / 'bimodal.zarr'}",
         "dataset.generator_args.n_episodes=100",
         "task.n_obs_steps=2",
@@ -21,10 +19,6 @@ def run_dir(tmp_path_factory):
         "train.steps=3",
         "train.batch_size=16",
         "checkpoint_every=3",
-        "val_every=0",
-        "logging.mode=disabled",
-        "logging.progress=false",
-        "device=cpu",
     )
     train(cfg)
     return tmp / "run"

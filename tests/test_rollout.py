@@ -11,7 +11,7 @@ from shortcut_policy import ShortcutPolicy
 from shortcut_policy.evaluation.episodes import run_episodes
 from shortcut_policy.rollout import rollout
 from shortcut_policy.train import train
-from tests.conftest import CONFIG_DIR, make_config
+from tests.conftest import CONFIG_DIR, quick_run
 
 
 def fake_push_t_store(path):
@@ -34,20 +34,15 @@ def fake_push_t_store(path):
 def push_t_policy_dir(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("rollout")
     fake_push_t_store(tmp / "pt.zarr")
-    cfg = make_config(
-        "task=push_t",
-        "model=unet_tiny",
+    cfg = quick_run(
+        tmp,
         "model.down_dims=[16,32]",
-        f"run_dir={tmp / 'run'}",
         f"dataset.path={tmp / 'pt.zarr'}",
         "dataset.val_fraction=0",
         "train.steps=2",
         "train.batch_size=8",
         "checkpoint_every=2",
-        "val_every=0",
-        "logging.mode=disabled",
-        "logging.progress=false",
-        "device=cpu",
+        task="push_t",
     )
     train(cfg)
     return tmp / "run"
@@ -136,11 +131,9 @@ def test_crashing_and_hanging_environments_do_not_stop_the_evaluation(push_t_pol
 
 def test_training_evaluates_in_the_simulator_and_keeps_best_and_last(tmp_path):
     fake_push_t_store(tmp_path / "pt.zarr")
-    cfg = make_config(
-        "task=push_t",
-        "model=unet_tiny",
+    cfg = quick_run(
+        tmp_path,
         "model.down_dims=[16,32]",
-        f"run_dir={tmp_path / 'run'}",
         f"dataset.path={tmp_path / 'pt.zarr'}",
         "dataset.val_fraction=0",
         "task.env.max_steps=5",
@@ -149,10 +142,7 @@ def test_training_evaluates_in_the_simulator_and_keeps_best_and_last(tmp_path):
         "eval_every=1",
         "eval_steps=[1]",
         "checkpoint_every=2",
-        "val_every=0",
-        "logging.mode=disabled",
-        "logging.progress=false",
-        "device=cpu",
+        task="push_t",
     )
     train(cfg)
     rows = [

@@ -9,26 +9,21 @@ from shortcut_policy.data.replay_buffer import DatasetError
 from shortcut_policy.inference import sample_action_chunk
 from shortcut_policy.pretrained import load_policy_network
 from shortcut_policy.train import train
-from tests.conftest import make_config
+from tests.conftest import make_config, quick_run
 
 
 def tiny_config(tmp_path, *extra):
-    return make_config(
-        "task=bimodal",
-        "model=unet_tiny",
-        f"run_dir={tmp_path / 'run'}",
+    return quick_run(
+        tmp_path,
         f"dataset.path={tmp_path / 'bimodal.zarr'}",
         "dataset.generator_args.n_episodes=200",
         "train.steps=12",
         "train.batch_size=32",
         "train.warmup_steps=4",
         "checkpoint_every=6",
-        "val_every=6",
         "eval_every=0",
-        "logging.mode=disabled",
-        "logging.progress=false",
         "logging.log_every=1",
-        "device=cpu",
+        "val_every=6",
         *extra,
     )
 
