@@ -21,20 +21,21 @@ from shortcut_policy.models.unet1d import ConditionalUnet1D
 from shortcut_policy.objectives import build_objective
 
 
-def time_steps(objective, net, ema, batch, horizon, cond_dim, n_steps, warmup) -> list[float]:
+def step_timer(objective, net, ema, batch, horizon, cond_dim):
+    """A function that runs one full training step and returns its duration in seconds."""
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
     x1 = torch.rand(batch, horizon, 2) * 2 - 1
     cond = torch.randn(batch, cond_dim)
-    times = []
-    for i in range(warmup + n_steps):
+
+    def one_step() -> float:
         start = time.perf_counter()
         loss, _ = objective.loss(net, x1, cond, ema, cond)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return times
+        return time.perf_counter() - start
+
+    return one_step
 
 
 def main() -> None:
@@ -54,15 +55,23 @@ def main() -> None:
     model_cfg.pop("name")
     net = ConditionalUnet1D(2, args.cond_dim, **model_cfg)
     ema = copy.deepcopy(net).requires_grad_(False)
-    rows = {}
+    timers = {}
     for name in ("flow", "shortcut", "ddpm"):
-        objective = build_objective(
-            OmegaConf.to_container(OmegaConf.load(f"configs/objective/{name}.yaml"))
+        cfg = OmegaConf.to_container(OmegaConf.load(f"configs/objective/{name}.yaml"))
+        timers[name] = step_timer(
+            build_objective(cfg), net, ema, args.batch, args.horizon, args.cond_dim
         )
-        times = time_steps(
-            objective, net, ema, args.batch, args.horizon, args.cond_dim, args.steps, args.warmup
-        )
-        rows[name] = {"median_s": statistics.median(times), "mean_s": statistics.fmean(times)}
+    times = {name: [] for name in timers}
+    # Round-robin, so drift in machine load hits every objective alike.
+    for i in range(args.warmup + args.steps):
+        for name, timer in timers.items():
+            elapsed = timer()
+            if i >= args.warmup:
+                times[name].append(elapsed)
+    rows = {
+        name: {"median_s": statistics.median(t), "mean_s": statistics.fmean(t)}
+        for name, t in times.items()
+    }
     base = rows["flow"]["median_s"]
     print(
         f"| objective | median s/step | x flow | ({args.model}, batch {args.batch}, "
