@@ -100,3 +100,22 @@ def test_dataset_without_the_task_keys_names_found_and_needed(tmp_path):
     )
     with pytest.raises(DatasetError, match=r"lacks data keys \['keypoint', 'state'\].*'pos'"):
         train(cfg)
+
+
+@pytest.mark.parametrize("name", ["pusht_cchi_v7_replay.zarr", "pusht_cchi_v7_replay.zarr.zip"])
+def test_trains_on_diffusion_policy_pusht_file(tmp_path, name):
+    from tests.data.test_replay_buffer import write_diffusion_policy_layout
+
+    write_diffusion_policy_layout(tmp_path / name, zip_store=name.endswith(".zip"))
+    cfg = quick_run(
+        tmp_path,
+        f"dataset.path={tmp_path / name}",
+        "dataset.val_fraction=0",
+        "train.steps=2",
+        "train.batch_size=4",
+        "eval_every=0",
+        task="push_t",
+    )
+    run = train(cfg)
+    assert run.data.spec["obs_shapes"] == {"keypoint": [9, 2], "state": [5]}
+    assert latest_checkpoint(tmp_path / "run" / "checkpoints") is not None
