@@ -51,15 +51,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--root", default="runs/bench_bimodal")
     parser.add_argument("--out", default="docs/results/bimodal.json")
+    parser.add_argument("--objectives", nargs="+", default=list(BUDGETS), choices=list(BUDGETS))
     args = parser.parse_args()
     results = {}
-    for objective, budgets in BUDGETS.items():
+    for objective in args.objectives:
+        budgets = BUDGETS[objective]
         network, obj, _ = load_policy_network(train(objective, args.steps, Path(args.root)))
         results[objective] = evaluate_bimodal(network, obj, None, budgets)
     print("| objective | steps | near a mode | in the gap |")
     print("|---|---|---|---|")
-    for objective, budgets in BUDGETS.items():
-        for steps in budgets:
+    for objective in args.objectives:
+        for steps in BUDGETS[objective]:
             row = results[objective]
             print(
                 f"| {objective} | {steps} | {row[f'near_mode@{steps}']:.2f} "
