@@ -63,6 +63,7 @@ def test_rollout_with_two_workers_writes_every_field(push_t_policy_dir, tmp_path
                 "latency_calls=5",
                 "throughput_batch=4",
                 "progress=false",
+                "videos=1",
                 "device=cpu",
                 f"out_dir={tmp_path}",
             ],
@@ -88,6 +89,7 @@ def test_rollout_with_two_workers_writes_every_field(push_t_policy_dir, tmp_path
         assert all(e["length"] == 15 for e in row["episodes"])
     assert report["forward_latency"]["median_ms"] > 0
     assert (tmp_path / "success_vs_latency.png").stat().st_size > 0
+    assert (tmp_path / "steps1_seed100000.mp4").stat().st_size > 0
     assert "| steps |" in (tmp_path / "report.md").read_text()
 
 
