@@ -38,7 +38,7 @@ def evaluate_rollouts(
     from envs.vector import EnvPool
     from shortcut_policy.evaluation.episodes import run_episodes
     from shortcut_policy.policy import ShortcutPolicy
-    from shortcut_policy.rollout import env_factory
+    from shortcut_policy.tasks import env_factory
 
     spec = network.spec
     policy = ShortcutPolicy(
@@ -53,7 +53,6 @@ def evaluate_rollouts(
             results = run_episodes(policy, pool, seeds, steps)
             metrics[f"success@{steps}"] = float(np.mean([r.success for r in results]))
             metrics[f"score@{steps}"] = float(np.mean([r.score for r in results]))
-    network.train(False)
     return metrics
 
 

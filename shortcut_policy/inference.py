@@ -24,5 +24,5 @@ def sample_action_chunk(
     cond = network.encode(obs)
     device = cond.device
     noise = torch.randn(network.sample_shape(cond.shape[0]), generator=generator, device=device)
-    chunk = objective.sample(network, noise, cond, steps)
+    chunk = objective.sample(network, noise, cond, steps, generator)
     return network.normalizer.unnormalize("action", chunk)

@@ -44,6 +44,7 @@ from shortcut_policy.checkpoint import (
     prefixed,
     save_checkpoint,
 )
+from shortcut_policy.inference import sample_action_chunk
 from shortcut_policy.pretrained import load_policy_network
 
 POLICY_FILE = "policy.safetensors"
@@ -54,13 +55,14 @@ def resolve_policy_path(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.is_file():
         return path
-    for candidate in (path / POLICY_FILE,):
-        if candidate.is_file():
-            return candidate
+    if (path / POLICY_FILE).is_file():
+        return path / POLICY_FILE
     for folder in (path / "checkpoints", path):
         newest = latest_checkpoint(folder)
         if newest is not None:
             return newest
+        if (folder / "last.safetensors").is_file():
+            return folder / "last.safetensors"
     raise CheckpointError(
         f"no policy at {path}: expected a .safetensors checkpoint, a folder with {POLICY_FILE}, "
         "or a training run folder with checkpoints/"
@@ -130,6 +132,11 @@ class ShortcutPolicy:
         self.n_obs_steps = int(self.spec["n_obs_steps"])
         self.horizon = int(self.spec["horizon"])
         self.n_action_steps = int(self.spec["n_action_steps"])
+        if self.horizon < self.n_obs_steps - 1 + self.n_action_steps:
+            raise ValueError(
+                f"horizon {self.horizon} is too short to execute {self.n_action_steps} actions "
+                f"after {self.n_obs_steps} observations; need n_obs_steps - 1 + n_action_steps"
+            )
         self.steps = steps if steps is not None else objective.default_steps
         self.generator: torch.Generator | None = None
         self.reset()
@@ -195,12 +202,10 @@ class ShortcutPolicy:
             key: torch.as_tensor(value, device=self.device, dtype=torch.float32)
             for key, value in checked.items()
         }
-        cond = self.network.encode(tensors)
-        noise = torch.randn(
-            self.network.sample_shape(cond.shape[0]), device=self.device, generator=self.generator
+        chunk = sample_action_chunk(
+            self.network, self.objective, tensors, steps or self.steps, self.generator
         )
-        chunk = self.objective.sample(self.network, noise, cond, steps or self.steps)
-        return self.network.normalizer.unnormalize("action", chunk).cpu().numpy()
+        return chunk.cpu().numpy()
 
     def seed(self, seed: int) -> None:
         """Make sampling noise reproducible from now on."""
@@ -232,6 +237,8 @@ class ShortcutPolicy:
         if n_lead < 0 or value.shape[n_lead:] != expected or not ok_lead:
             want = f"(B, {self.n_obs_steps}, *{expected})" if batched else str(expected)
             raise ValueError(f"observation {key!r} has shape {tuple(value.shape)}; expected {want}")
-        if not np.all(np.isfinite(value)):
-            raise ValueError(f"observation {key!r} contains NaN or inf: {value}")
+        finite = np.isfinite(value)
+        if not finite.all():
+            first = tuple(int(i) for i in np.argwhere(~finite)[0])
+            raise ValueError(f"observation {key!r} contains NaN or inf (first at index {first})")
         return value.astype(np.float32, copy=False)

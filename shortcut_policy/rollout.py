@@ -9,8 +9,6 @@ p95, p99, and as a multiple of one bare forward pass) and batched throughput. Wr
 
 from __future__ import annotations
 
-import functools
-import importlib
 import time
 from pathlib import Path
 from typing import Any
@@ -31,20 +29,7 @@ from shortcut_policy.evaluation.report import (
     write_json,
 )
 from shortcut_policy.policy import ShortcutPolicy
-from shortcut_policy.tasks import ENVIRONMENTS, newest_checkpoint_for_task
-
-
-def env_factory(task_cfg: Any) -> functools.partial:
-    """A picklable ``make_env()`` for the task's simulator (runs inside worker processes)."""
-    env_cfg = dict(task_cfg.get("env") or {})
-    name = env_cfg.pop("name", None)
-    if name not in ENVIRONMENTS:
-        raise ValueError(
-            f"task {task_cfg['name']!r} has no simulator to roll out in (env.name={name!r}); "
-            f"tasks with one: {sorted(ENVIRONMENTS)}. Evaluate it by its validation loss."
-        )
-    module, function = ENVIRONMENTS[name].split(":")
-    return functools.partial(getattr(importlib.import_module(module), function), **env_cfg)
+from shortcut_policy.tasks import env_factory, newest_checkpoint_for_task
 
 
 def evaluate_budget(
@@ -86,7 +71,11 @@ def rollout(cfg: DictConfig) -> dict[str, Any]:
     budgets = list(cfg.steps) if OmegaConf.is_list(cfg.steps) else [int(cfg.steps)]
     out_dir = Path(cfg.out_dir)
     make_env = env_factory(cfg.task)
-    probe_obs, _ = make_env().reset(seed=cfg.start_seed)
+    if cfg.n_episodes < 1:
+        raise ValueError(f"n_episodes must be at least 1, got {cfg.n_episodes}")
+    probe_env = make_env()
+    probe_obs, _ = probe_env.reset(seed=cfg.start_seed)
+    probe_env.close()
     forward = forward_latency(policy, probe_obs, cfg.latency_calls)
     rows = []
     with EnvPool(make_env, cfg.workers, step_timeout_s=cfg.step_timeout_s) as pool:

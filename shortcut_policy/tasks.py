@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from shortcut_policy.data.dataset import SequenceDataset, split_episodes
 from shortcut_policy.data.normalizer import RangeNormalizer
@@ -22,6 +25,40 @@ GENERATORS = {
 ENVIRONMENTS = {
     "push_t": "envs.push_t.policy_env:make_policy_env",
 }
+
+
+def env_factory(task_cfg: Any) -> functools.partial:
+    """A picklable ``make_env()`` for the task's simulator (runs inside worker processes)."""
+    env_cfg = dict(task_cfg.get("env") or {})
+    name = env_cfg.pop("name", None)
+    if name not in ENVIRONMENTS:
+        raise ValueError(
+            f"task {task_cfg['name']!r} has no simulator to roll out in (env.name={name!r}); "
+            f"tasks with one: {sorted(ENVIRONMENTS)}. Evaluate it by its validation loss."
+        )
+    module, function = ENVIRONMENTS[name].split(":")
+    return functools.partial(getattr(importlib.import_module(module), function), **env_cfg)
+
+
+def check_env_observations(task_cfg: Any, spec: dict[str, Any]) -> None:
+    """Refuse a dataset whose observation shapes differ from what the simulator produces.
+
+    Diffusion Policy's Push-T file has 9 block keypoints where gym-pusht has 8: a policy
+    trained on it cannot be rolled out in our simulator, so say so before training starts.
+    """
+    env = env_factory(task_cfg)()
+    try:
+        obs, _ = env.reset(seed=0)
+    finally:
+        env.close()
+    for key, shape in spec["obs_shapes"].items():
+        found = tuple(np.shape(obs[key])) if key in obs else None
+        if found != tuple(shape):
+            raise ValueError(
+                f"the dataset's observation {key!r} has shape {tuple(shape)} but the "
+                f"{task_cfg['name']} simulator gives {found}; train with eval_every=0 "
+                "(no rollouts) or on data recorded in this simulator"
+            )
 
 
 def newest_checkpoint_for_task(task: str, runs_root: str | Path = "runs") -> Path:

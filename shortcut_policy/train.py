@@ -8,6 +8,7 @@ takes the network (and its EMA copy, the teacher) as arguments.
 from __future__ import annotations
 
 import copy
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from shortcut_policy.checkpoint import (
 from shortcut_policy.evaluators import get_evaluator
 from shortcut_policy.models.policy_net import PolicyNetwork
 from shortcut_policy.objectives import build_objective
-from shortcut_policy.tasks import TaskData, load_task_data
+from shortcut_policy.tasks import TaskData, check_env_observations, load_task_data
 from shortcut_policy.training.batches import StepBatchSampler
 from shortcut_policy.training.ema import ema_decay_at, update_ema
 from shortcut_policy.training.logger import MetricLogger
@@ -72,11 +73,15 @@ class Run:
 
 def build_run(cfg: DictConfig) -> Run:
     """Datasets, network, EMA copy, objective and optimizer from a resolved config."""
+    if cfg.keep_checkpoints < 1:
+        raise ValueError("keep_checkpoints must be at least 1, or resume would be impossible")
     torch.manual_seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     data = load_task_data(cfg.task, cfg.dataset)
+    if cfg.eval_every and cfg.task.get("env"):
+        check_env_observations(cfg.task, data.spec)
     head = {k: v for k, v in OmegaConf.to_container(cfg.model).items() if k != "name"}
     model = PolicyNetwork(data.spec, head, data.normalizer).to(device)
     ema = copy.deepcopy(model).requires_grad_(False).eval()
@@ -133,6 +138,13 @@ def restore_run(run: Run, path: Path) -> None:
     """Load a checkpoint into ``run``; refuses one made for a different task or network."""
     tensors, meta = load_checkpoint(path)
     saved = meta["config"]
+    for key in ("seed", "train.batch_size"):
+        before, now = OmegaConf.select(OmegaConf.create(saved), key), OmegaConf.select(run.cfg, key)
+        if before != now:
+            raise CheckpointError(
+                f"{path} was trained with {key}={before}, this run has {now}: the data order "
+                "would change; resume with the same value or start a new run_dir"
+            )
     for group in ("model", "objective"):
         now = OmegaConf.to_container(run.cfg[group], resolve=True)
         if saved[group] != now:
@@ -154,6 +166,11 @@ def restore_run(run: Run, path: Path) -> None:
     if "rng.cuda" in tensors and run.device.type == "cuda":
         torch.cuda.set_rng_state(tensors["rng.cuda"], run.device)
     run.step = meta["step"]
+
+
+def _rng_devices(run: Run) -> list:
+    """Devices whose generators a validation or evaluation must leave untouched."""
+    return [run.device] if run.device.type == "cuda" else []
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
@@ -192,7 +209,7 @@ def validation_loss(run: Run) -> dict[str, float]:
         return {}
     loader = DataLoader(run.data.val, batch_size=run.cfg.train.batch_size, shuffle=False)
     totals: dict[str, list[float]] = {}
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=_rng_devices(run)):
         torch.manual_seed(run.cfg.seed)  # the same noise at every validation
         for i, batch in enumerate(loader):
             if i >= run.cfg.val_batches:
@@ -211,7 +228,7 @@ def evaluate(run: Run) -> dict[str, float]:
     ``best`` checkpoint (selected on the training-evaluation seeds, not the final ones).
     """
     evaluator = get_evaluator(run.cfg.task.evaluator)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=_rng_devices(run)):
         metrics = evaluator(run.ema, run.objective, run.data, list(run.cfg.eval_steps))
     metrics = {f"eval/{key}": value for key, value in metrics.items()}
     key = f"eval/score@{run.cfg.eval_steps[0]}"
@@ -235,8 +252,19 @@ def prepare_run_dir(run: Run) -> None:
         best = run.run_dir / "checkpoints" / "best.safetensors"
         if best.is_file():
             run.best_score = read_meta(best).get("best_value", run.best_score)
+        drop_metrics_after(run.run_dir / "metrics.jsonl", run.step)
     run.run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(run.cfg, run.run_dir / "config.yaml", resolve=True)
+
+
+def drop_metrics_after(path: Path, step: int) -> None:
+    """Remove log lines of steps after ``step`` (written after the checkpoint a run resumes)."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if json.loads(line)["step"] <= step]
+    if len(kept) != len(lines):
+        path.write_text("".join(kept))
 
 
 def periodic(step: int, every: int, last: int) -> bool:
@@ -266,10 +294,12 @@ def train(cfg: DictConfig) -> Run:
     )
     bar = tqdm(total=total, initial=run.step, disable=not cfg.logging.progress, desc="train")
     batches = iter(loader)
-    tick, last_step = time.perf_counter(), run.step
+    busy, last_step = 0.0, run.step  # seconds spent loading and training since the last log
     while run.step < total:
         run.model.train()
+        start = time.perf_counter()
         metrics = train_step(run, to_device(next(batches), run.device))
+        busy += time.perf_counter() - start
         n_train_metrics = len(metrics)
         bar.update(1)
         bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.1e}")
@@ -278,8 +308,8 @@ def train(cfg: DictConfig) -> Run:
         if periodic(run.step, cfg.eval_every, total) and cfg.task.get("evaluator"):
             metrics.update(evaluate(run))
         if periodic(run.step, cfg.logging.log_every, total) or len(metrics) > n_train_metrics:
-            metrics["steps_per_s"] = (run.step - last_step) / (time.perf_counter() - tick)
-            tick, last_step = time.perf_counter(), run.step
+            metrics["steps_per_s"] = (run.step - last_step) / busy  # excludes val and eval
+            busy, last_step = 0.0, run.step
             logger.log(run.step, metrics)
         if periodic(run.step, cfg.checkpoint_every, total):
             save_run(run)

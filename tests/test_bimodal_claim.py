@@ -92,3 +92,11 @@ def test_one_flow_step_lands_between_the_modes(flow_samples):
     assert one["in_gap"] > 0.8 and one["near_mode"] < 0.1, one
     many = mode_fractions(start, samples[128])
     assert many["near_mode"] > 0.8, many  # flow itself is fine given enough steps
+
+
+if __name__ == "__main__":  # python -m tests.test_bimodal_claim: print the figures in RESULTS
+    torch.set_num_threads(1)
+    for objective in (Shortcut(consistency_every=4), FlowMatching()):
+        start, samples = train_and_sample(objective)
+        for n_steps, chunks in samples.items():
+            print(objective.name, n_steps, mode_fractions(start, chunks))

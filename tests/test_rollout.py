@@ -158,3 +158,23 @@ def test_training_evaluates_in_the_simulator_and_keeps_best_and_last(tmp_path):
     assert best["label"] == "best" and best["best_metric"] == "eval/score@1"
     assert best["best_value"] == max(row["eval/score@1"] for row in rows)
     assert last["label"] == "last" and last["step"] == 2
+
+
+class AlwaysFailingReset:
+    def reset(self, seed=None, options=None):
+        raise RuntimeError("no simulator here")
+
+    def close(self):
+        pass
+
+
+def make_broken_env():
+    return AlwaysFailingReset()
+
+
+def test_evaluation_finishes_when_every_reset_fails(push_t_policy_dir):
+    policy = ShortcutPolicy.from_pretrained(push_t_policy_dir, device="cpu")
+    with EnvPool(functools.partial(make_broken_env), 1, step_timeout_s=5.0) as pool:
+        results = run_episodes(policy, pool, [1, 2, 3], steps=1)
+    assert [r.seed for r in results] == [1, 2, 3]
+    assert all("no simulator here" in r.fault for r in results)

@@ -54,9 +54,11 @@ def test_killed_run_resumes_with_the_same_step_lr_and_data(tmp_path, monkeypatch
     monkeypatch.setattr(train_module, "train_step", real_step)
     resumed = train(tiny_config(tmp_path, "resume=true"))
     assert resumed.step == 12
-    got = {row["step"]: row for row in read_metrics(tmp_path / "run")}
+    rows = read_metrics(tmp_path / "run")
+    assert [row["step"] for row in rows] == list(range(1, 13))  # killed-run lines 7-8 dropped
+    got = {row["step"]: row for row in rows}
     for row in expected[6:]:
-        for key in ("loss", "lr", "val/loss"):
+        for key in ("loss", "lr", "val/loss"):  # the same schedule, data and noise
             if key in row:
                 assert got[row["step"]][key] == pytest.approx(row[key], rel=1e-6), key
 
@@ -118,4 +120,17 @@ def test_trains_on_diffusion_policy_pusht_file(tmp_path, name):
     )
     run = train(cfg)
     assert run.data.spec["obs_shapes"] == {"keypoint": [9, 2], "state": [5]}
+    # Its 9 keypoints cannot be rolled out in gym-pusht (8): refused before training starts.
+    with pytest.raises(ValueError, match=r"'keypoint' has shape \(9, 2\) but the push_t"):
+        train(
+            quick_run(
+                tmp_path / "eval", f"dataset.path={tmp_path / name}", "eval_every=10", task="push_t"
+            )
+        )
     assert latest_checkpoint(tmp_path / "run" / "checkpoints") is not None
+
+
+def test_resume_with_another_batch_size_is_refused(tmp_path):
+    train(tiny_config(tmp_path, "train.steps=6"))
+    with pytest.raises(CheckpointError, match="train.batch_size=32, this run has 16"):
+        train(tiny_config(tmp_path, "train.steps=6", "resume=true", "train.batch_size=16"))

@@ -138,9 +138,13 @@ class ReplayBuffer:
             _write_array(group, f"meta/{key}", np.asarray(value), np.shape(value), zarr_format)
         for name, text in (files or {}).items():
             (tmp / name).write_text(text)
+        # Swap in the new store before deleting the old one, so a crash leaves one of them.
+        old = path.with_name(path.name + ".old")
         if path.exists():
-            shutil.rmtree(path)
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
         os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _compressor(zarr_format: int):

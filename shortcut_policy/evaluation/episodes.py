@@ -79,14 +79,15 @@ def run_episodes(
                 episode.buffer.add_observation(policy.validate(outcome, batched=False))
                 _maybe_render(pool, slot, episode)
 
-    fill(range(pool.n_workers))
-    while slots:
+    while slots or pending:
+        fill(sorted(set(range(pool.n_workers)) - set(slots)))  # refill after faults too
+        if not slots:
+            continue  # every reset failed; those episodes are recorded, try the next seeds
         _plan(policy, slots, steps)
         outcomes = pool.step_many({slot: s.buffer.pop() for slot, s in slots.items()})
         for slot, outcome in outcomes.items():
             if _advance(policy, pool, slot, slots[slot], outcome):
                 finish(slot)
-        fill(sorted(set(range(pool.n_workers)) - set(slots)))
     return [results[seed] for seed in order]
 
 

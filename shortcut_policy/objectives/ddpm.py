@@ -39,7 +39,7 @@ def trailing_timesteps(train_steps: int, steps: int) -> list[int]:
     """``steps`` timesteps from ``train_steps - 1`` downwards, evenly spaced, ending near 0."""
     if not 1 <= steps <= train_steps:
         raise ValueError(f"DDPM/DDIM steps must be in [1, {train_steps}], got {steps}")
-    grid = np.round(np.arange(train_steps, 0, -train_steps / steps)).astype(int) - 1
+    grid = np.round(train_steps - np.arange(steps) * train_steps / steps).astype(int) - 1
     return [int(k) for k in grid]
 
 
@@ -102,16 +102,24 @@ class DDPM:
 
     @torch.no_grad()
     def sample(
-        self, net: VelocityNet, noise: torch.Tensor, cond: object = None, steps: int | None = None
+        self,
+        net: VelocityNet,
+        noise: torch.Tensor,
+        cond: object = None,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """DDPM (``steps == train_steps``) or DDIM (fewer) from ``noise``; one pass per step."""
+        """DDPM (``steps == train_steps``) or DDIM (fewer) from ``noise``; one pass per step.
+
+        ``generator`` drives the ancestral sampler's fresh noise (DDIM uses none).
+        """
         steps = steps or self.default_steps
         timesteps = trailing_timesteps(self.train_steps, steps)
         x = noise
         for i, k in enumerate(timesteps):
             prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
             if steps == self.train_steps:
-                x = self._ddpm_step(net, x, k, cond)
+                x = self._ddpm_step(net, x, k, cond, generator)
             else:
                 x = self._ddim_step(net, x, k, prev, cond)
         return x
@@ -121,7 +129,7 @@ class DDPM:
         abar_prev = self._abar(prev, x) if prev >= 0 else torch.ones((), dtype=x.dtype)
         return abar_prev.sqrt() * x0 + (1 - abar_prev).sqrt() * eps
 
-    def _ddpm_step(self, net, x, k: int, cond) -> torch.Tensor:
+    def _ddpm_step(self, net, x, k: int, cond, generator=None) -> torch.Tensor:
         _, x0 = self._predict(net, x, k, cond)
         abar = self._abar(k, x)
         abar_prev = self._abar(k - 1, x) if k > 0 else torch.ones((), dtype=x.dtype)
@@ -131,4 +139,5 @@ class DDPM:
         if k == 0:
             return mean
         variance = ((1 - abar_prev) / (1 - abar) * beta).clamp(min=1e-20)
-        return mean + variance.sqrt() * torch.randn_like(x)
+        fresh = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        return mean + variance.sqrt() * fresh

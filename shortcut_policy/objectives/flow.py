@@ -32,12 +32,13 @@ def path_velocity(x0: torch.Tensor, x1: torch.Tensor, eps: float) -> torch.Tenso
 
 
 def flow_rows(
-    x1: torch.Tensor, x0: torch.Tensor, finest_steps: int, eps: float
+    x1: torch.Tensor, finest_steps: int, eps: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Flow-matching training rows: ``t`` on the grid ``k / M``, ``d = 1 / M``.
+    """Flow-matching training rows for data ``x1``: fresh noise, ``t = k / M``, ``d = 1 / M``.
 
     Returns ``(x_t, t, d, target)``; ``t`` and ``d`` have shape ``(B,)``.
     """
+    x0 = torch.randn_like(x1)
     batch = x1.shape[0]
     k = torch.randint(0, finest_steps, (batch,), device=x1.device)
     t = k.to(x1.dtype) / finest_steps
@@ -69,15 +70,19 @@ class FlowMatching:
         teacher_cond: object = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Mean squared velocity error over all rows; ``teacher`` is unused (same signature)."""
-        x0 = torch.randn_like(x1)
-        x_t, t, d, target = flow_rows(x1, x0, self.finest_steps, self.path_eps)
+        x_t, t, d, target = flow_rows(x1, self.finest_steps, self.path_eps)
         loss = torch.mean((net(x_t, t, d, cond) - target) ** 2)
         return loss, {"loss": loss.item(), "loss_flow": loss.item()}
 
     def sample(
-        self, net: VelocityNet, noise: torch.Tensor, cond: object = None, steps: int | None = None
+        self,
+        net: VelocityNet,
+        noise: torch.Tensor,
+        cond: object = None,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """``steps`` equal Euler steps from ``noise`` (t=0) to data (t=1)."""
+        """``steps`` equal Euler steps from ``noise`` (t=0) to data (t=1); deterministic."""
         sizes = uniform_step_sizes(steps or self.default_steps)
         told = [1.0 / self.finest_steps] * len(sizes)
         return integrate(net, noise, cond, sizes, told)

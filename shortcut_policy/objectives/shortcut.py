@@ -74,8 +74,13 @@ class Shortcut:
         return int(math.log2(self.finest_steps))
 
     def consistency_rows(self, batch: int) -> int:
-        """How many rows of a batch of ``batch`` are self-consistency rows."""
-        return batch // self.consistency_every
+        """How many rows of a batch of ``batch`` are self-consistency rows.
+
+        ``batch // K``, but at least one whenever the batch has two rows or more, so small
+        batches still train self-consistency.
+        """
+        rows = batch // self.consistency_every
+        return max(rows, 1) if batch >= 2 else rows
 
     def consistency_levels(self, n_rows: int, device: torch.device) -> torch.Tensor:
         """Level index per row, round-robin from a random offset (every level gets rows)."""
@@ -125,9 +130,9 @@ class Shortcut:
         """
         n_sc = self.consistency_rows(x1.shape[0])
         sc, fl = slice(0, n_sc), slice(n_sc, None)
-        x0 = torch.randn_like(x1)
-        xf, tf, df, target_f = flow_rows(x1[fl], x0[fl], self.finest_steps, self.path_eps)
-        xs, ts, ds = self.consistency_inputs(x1[sc], x0[sc])
+        # Flow rows first, drawn exactly as FlowMatching draws them.
+        xf, tf, df, target_f = flow_rows(x1[fl], self.finest_steps, self.path_eps)
+        xs, ts, ds = self.consistency_inputs(x1[sc], torch.randn_like(x1[sc]))
         use = teacher if (self.ema_teacher and teacher is not None) else net
         t_cond = _detach(cond) if teacher_cond is None else teacher_cond
         target_s = self.consistency_target(use, xs, ts, ds, take_rows(t_cond, sc))
@@ -135,15 +140,22 @@ class Shortcut:
         pred = net(torch.cat([xs, xf]), torch.cat([ts, tf]), torch.cat([ds, df]), cond)
         err = ((pred - torch.cat([target_s, target_f])) ** 2).flatten(1).mean(1)
         loss = err.mean()
-        metrics = {"loss": loss.item(), "loss_flow": err[n_sc:].mean().item()}
+        metrics = {"loss": loss.item()}
+        if n_sc < len(err):
+            metrics["loss_flow"] = err[n_sc:].mean().item()
         if n_sc:
             metrics["loss_consistency"] = err[:n_sc].mean().item()
         return loss, metrics
 
     def sample(
-        self, net: VelocityNet, noise: torch.Tensor, cond: object = None, steps: int | None = None
+        self,
+        net: VelocityNet,
+        noise: torch.Tensor,
+        cond: object = None,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Sample with exactly ``steps`` network passes (any integer in ``[1, M]``)."""
+        """Exactly ``steps`` network passes (any integer in ``[1, M]``); no fresh noise."""
         sizes = shortcut_step_sizes(steps or self.default_steps, self.finest_steps)
         return integrate(net, noise, cond, sizes)
 

@@ -51,3 +51,25 @@ def test_unknown_objective_names_the_choices():
         build_objective({"name": "consistency"})
     with pytest.raises(ValueError, match="bad field"):
         build_objective({"name": "ddpm", "bogus": 1})
+
+
+def test_every_ddim_budget_uses_exactly_that_many_valid_timesteps():
+    for steps in range(1, 101):
+        grid = trailing_timesteps(100, steps)
+        assert len(grid) == steps and len(set(grid)) == steps, steps
+        assert grid[0] == 99 and min(grid) >= 0, steps
+
+
+def test_ddpm_noise_follows_the_generator():
+    ddpm = DDPM()
+
+    class Zero(torch.nn.Module):
+        def forward(self, x, t, d, cond):
+            return torch.zeros_like(x)
+
+    noise = torch.randn(2, 4, 2)
+    a = ddpm.sample(Zero(), noise, None, 100, torch.Generator().manual_seed(1))
+    b = ddpm.sample(Zero(), noise, None, 100, torch.Generator().manual_seed(1))
+    c = ddpm.sample(Zero(), noise, None, 100, torch.Generator().manual_seed(2))
+    torch.testing.assert_close(a, b)
+    assert not torch.allclose(a, c)
