@@ -63,6 +63,8 @@ def evaluate_budget(
 
 def rollout(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate one checkpoint at every budget in ``cfg.steps``; returns the report."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     checkpoint = cfg.checkpoint or newest_checkpoint_for_task(cfg.task.name)
     print(f"[rollout] checkpoint: {checkpoint}")
     policy = ShortcutPolicy.from_pretrained(
