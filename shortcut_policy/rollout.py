@@ -102,9 +102,8 @@ def rollout(cfg: DictConfig) -> dict[str, Any]:
     table = markdown_table(rows)
     write_json(out_dir / "report.json", report)
     (out_dir / "report.md").write_text(table + "\n")
-    plot_success_vs_latency(
-        out_dir / "success_vs_latency.png", rows, f"{cfg.task.name}: {checkpoint}"
-    )
+    title = f"{cfg.task.name}, {policy.objective.name}, train step {policy.meta.get('step')}"
+    plot_success_vs_latency(out_dir / "success_vs_latency.png", rows, title)
     print(table)
     print(f"[rollout] report in {out_dir}")
     return report
