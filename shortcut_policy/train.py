@@ -186,8 +186,10 @@ def train_step(run: Run, batch: dict) -> dict[str, float]:
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     x1, cond = run.model.prepare_batch(batch)
-    with torch.no_grad():
-        teacher_cond = run.ema.prepare_batch(batch)[1]
+    teacher_cond = None  # the EMA network's own encoding, only for objectives that use it
+    if getattr(run.objective, "ema_teacher", False):
+        with torch.no_grad():
+            teacher_cond = run.ema.encode(batch["obs"])
     loss, metrics = run.objective.loss(run.model, x1, cond, run.ema, teacher_cond)
     if not torch.isfinite(loss):
         raise FloatingPointError(
