@@ -8,30 +8,21 @@ runs resume from the episodes already saved (see ``envs/push_t/demos.py``).
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from shortcut_policy.tasks import GENERATORS
+from shortcut_policy.tasks import generate_dataset
 
 
 def collect(cfg: DictConfig) -> Path:
     """Run the task's generator with the collection options; returns the store path."""
-    name = cfg.dataset.get("generator")
-    if not name or name not in GENERATORS:
-        raise ValueError(
-            f"task {cfg.task.name!r} has no demonstration generator (dataset.generator={name!r});"
-            f" tasks with one: {sorted(GENERATORS)}"
-        )
     out = Path(cfg.out or cfg.dataset.path)
     if out.exists() and not cfg.overwrite:
         raise FileExistsError(f"{out} already exists; pass overwrite=true or out=another.zarr")
-    module, function = GENERATORS[name].split(":")
-    options = dict(cfg.dataset.get("generator_args") or {})
-    options.update({key: value for key, value in cfg.options.items() if value is not None})
-    getattr(importlib.import_module(module), function)(out, **options)
+    options = {key: value for key, value in cfg.options.items() if value is not None}
+    generate_dataset(cfg.dataset, out, **options)
     print(f"[collect] wrote {out}")
     return out
 

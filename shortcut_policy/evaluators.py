@@ -6,13 +6,12 @@ Tasks name theirs in ``task.evaluator``; simulator tasks register rollout evalua
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import torch
 
 from shortcut_policy.data.bimodal import mode_fractions
 from shortcut_policy.inference import sample_action_chunk
+from shortcut_policy.tasks import import_callable
 
 EVALUATORS = {
     "bimodal": "shortcut_policy.evaluators:evaluate_bimodal",
@@ -27,8 +26,7 @@ TRAINING_EVAL_SEED = 200_000
 def get_evaluator(name: str):
     if name not in EVALUATORS:
         raise ValueError(f"unknown evaluator {name!r}; known: {sorted(EVALUATORS)}")
-    module, function = EVALUATORS[name].split(":")
-    return getattr(importlib.import_module(module), function)
+    return import_callable(EVALUATORS[name])
 
 
 def evaluate_rollouts(

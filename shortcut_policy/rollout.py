@@ -18,8 +18,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from envs.push_t.video import record_video
 from envs.vector import EnvPool
+from envs.video import record_video
 from shortcut_policy.evaluation.episodes import run_episodes
 from shortcut_policy.evaluation.latency import chunk_latency, chunk_throughput, forward_latency
 from shortcut_policy.evaluation.report import (

@@ -36,8 +36,7 @@ def env_factory(task_cfg: Any) -> functools.partial:
             f"task {task_cfg['name']!r} has no simulator to roll out in (env.name={name!r}); "
             f"tasks with one: {sorted(ENVIRONMENTS)}. Evaluate it by its validation loss."
         )
-    module, function = ENVIRONMENTS[name].split(":")
-    return functools.partial(getattr(importlib.import_module(module), function), **env_cfg)
+    return functools.partial(import_callable(ENVIRONMENTS[name]), **env_cfg)
 
 
 def check_env_observations(task_cfg: Any, spec: dict[str, Any]) -> None:
@@ -87,23 +86,36 @@ class TaskData:
     env_cfg: dict[str, Any] | None = None
 
 
+def import_callable(target: str) -> Any:
+    """The function named by a registry entry ``"package.module:function"``."""
+    module, function = target.split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def generate_dataset(dataset_cfg: Any, path: Path, **overrides: Any) -> None:
+    """Write the store at ``path`` with the task's generator and its ``generator_args``."""
+    name = dataset_cfg.get("generator")
+    if name not in GENERATORS:
+        raise ValueError(
+            f"no demonstration generator {name!r} (dataset.generator); known: {sorted(GENERATORS)}"
+        )
+    options = {**dict(dataset_cfg.get("generator_args") or {}), **overrides}
+    import_callable(GENERATORS[name])(path, **options)
+
+
 def ensure_dataset(dataset_cfg: Any) -> Path:
     """Path of the task's store, generating it first when missing and a generator is named."""
     path = Path(dataset_cfg["path"])
     if path.exists():
         return path
-    name = dataset_cfg.get("generator")
-    if not name:
+    if not dataset_cfg.get("generator"):
         raise FileNotFoundError(
             f"dataset not found at {path}; set dataset.path to an existing zarr store"
         )
-    if name not in GENERATORS:
-        raise ValueError(f"unknown dataset generator {name!r}; known: {sorted(GENERATORS)}")
-    module, function = GENERATORS[name].split(":")
-    print(f"[data] {path} is missing: generating it with the {name!r} generator")
-    getattr(importlib.import_module(module), function)(
-        path, **dict(dataset_cfg.get("generator_args") or {})
+    print(
+        f"[data] {path} is missing: generating it with the {dataset_cfg['generator']!r} generator"
     )
+    generate_dataset(dataset_cfg, path)
     return path
 
 

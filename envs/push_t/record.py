@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from envs.push_t.rollout import run_expert_episode
-from envs.push_t.video import record_video
+from envs.video import record_video
 
 
 def main() -> None:
