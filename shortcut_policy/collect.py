@@ -13,7 +13,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from shortcut_policy.tasks import generate_dataset
+from shortcut_policy.tasks import CONFIG_DIR, generate_dataset
 
 
 def collect(cfg: DictConfig) -> Path:
@@ -27,7 +27,7 @@ def collect(cfg: DictConfig) -> Path:
     return out
 
 
-@hydra.main(config_path="../configs", config_name="collect", version_base=None)
+@hydra.main(config_path=CONFIG_DIR, config_name="collect", version_base=None)
 def main(cfg: DictConfig) -> None:
     collect(cfg)
 

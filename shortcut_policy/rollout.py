@@ -5,6 +5,10 @@
 For each budget: success rate (95% Wilson interval), mean score, batch-1 chunk latency (median,
 p95, p99, and as a multiple of one bare forward pass) and batched throughput. Writes
 ``report.json``, ``report.md``, ``success_vs_latency.png`` and optional videos to ``out_dir``.
+
+Under ``torchrun --nproc_per_node=N -m shortcut_policy.rollout ...`` the episodes are sharded
+over the N processes (each with its own environment workers and device); rank 0 gathers them,
+times latency on its own device, and writes the one report.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from tqdm import tqdm
 
 from envs.vector import EnvPool
 from envs.video import record_video
-from shortcut_policy.evaluation.episodes import run_episodes
+from shortcut_policy.evaluation.episodes import EpisodeResult, run_episodes
 from shortcut_policy.evaluation.latency import chunk_latency, chunk_throughput, forward_latency
 from shortcut_policy.evaluation.report import (
     markdown_table,
@@ -29,25 +33,47 @@ from shortcut_policy.evaluation.report import (
     write_json,
 )
 from shortcut_policy.policy import ShortcutPolicy
-from shortcut_policy.tasks import env_factory, newest_checkpoint_for_task
+from shortcut_policy.tasks import CONFIG_DIR, env_factory, newest_checkpoint_for_task
+from shortcut_policy.training import distributed
+from shortcut_policy.training.distributed import Rank
 
 
-def evaluate_budget(
-    policy: ShortcutPolicy, pool: EnvPool, cfg: Any, steps: int, probe_obs
-) -> dict[str, Any]:
-    """Episodes, latency and throughput for one step budget."""
+def shard_episodes(
+    policy: ShortcutPolicy, pool: EnvPool, cfg: Any, steps: int, rank: Rank
+) -> list[EpisodeResult]:
+    """This rank's share of the evaluation seeds (every ``world``-th), with videos written."""
     seeds = list(range(cfg.start_seed, cfg.start_seed + cfg.n_episodes))
-    bar = tqdm(total=len(seeds), desc=f"steps={steps}", disable=not cfg.progress)
-    policy.seed(cfg.start_seed)
+    mine = seeds[rank.rank :: rank.world]
+    bar = tqdm(total=len(mine), desc=f"steps={steps}", disable=not (cfg.progress and rank.is_main))
+    policy.seed(cfg.start_seed + rank.rank)
     results = run_episodes(
         policy,
         pool,
-        seeds,
+        mine,
         steps,
         record_seeds=seeds[: cfg.videos],
         on_episode=lambda _: bar.update(),
     )
     bar.close()
+    for result in results:
+        if result.frames:
+            record_video(result.frames, Path(cfg.out_dir) / f"steps{steps}_seed{result.seed}.mp4")
+            result.frames = []  # written; not sent to rank 0
+    return results
+
+
+def evaluate_budget(
+    policy: ShortcutPolicy, pool: EnvPool, cfg: Any, steps: int, probe_obs, rank: Rank
+) -> dict[str, Any] | None:
+    """Episodes (all ranks), then latency and throughput (rank 0) for one step budget.
+
+    Returns the report row on rank 0, ``None`` on the others.
+    """
+    results = shard_episodes(policy, pool, cfg, steps, rank)
+    with distributed.failures_named(rank, "rerun the rollout"):
+        results = sorted(distributed.gather_lists(results, rank), key=lambda r: r.seed)
+    if not rank.is_main:
+        return None
     # The bare forward pass is timed right before the chunk, so both see the same machine state.
     forward = forward_latency(policy, probe_obs, cfg.latency_calls)
     latency = chunk_latency(policy, probe_obs, steps, cfg.latency_calls, warmup=10)
@@ -58,21 +84,21 @@ def evaluate_budget(
     row["throughput_chunks_per_s"] = chunk_throughput(
         policy, probe_obs, steps, cfg.throughput_batch
     )
-    for result in results:
-        if result.frames:
-            record_video(result.frames, Path(cfg.out_dir) / f"steps{steps}_seed{result.seed}.mp4")
     return row
 
 
-def rollout(cfg: DictConfig) -> dict[str, Any]:
-    """Evaluate one checkpoint at every budget in ``cfg.steps``; returns the report."""
+def rollout(cfg: DictConfig) -> dict[str, Any] | None:
+    """Evaluate one checkpoint at every budget in ``cfg.steps``.
+
+    Returns the report (on rank 0 of a torchrun launch; ``None`` on the other ranks).
+    """
+    rank, device = distributed.start(cfg.device, cfg.distributed.timeout_s)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     checkpoint = cfg.checkpoint or newest_checkpoint_for_task(cfg.task.name)
-    print(f"[rollout] checkpoint: {checkpoint}")
-    policy = ShortcutPolicy.from_pretrained(
-        checkpoint, device=_device(cfg.device), task=cfg.task.name
-    )
+    if rank.is_main:
+        print(f"[rollout] checkpoint: {checkpoint} ({rank.world} process(es))")
+    policy = ShortcutPolicy.from_pretrained(checkpoint, device=str(device), task=cfg.task.name)
     budgets = list(cfg.steps) if OmegaConf.is_list(cfg.steps) else [int(cfg.steps)]
     out_dir = Path(cfg.out_dir)
     make_env = env_factory(cfg.task)
@@ -81,11 +107,13 @@ def rollout(cfg: DictConfig) -> dict[str, Any]:
     probe_env = make_env()
     probe_obs, _ = probe_env.reset(seed=cfg.start_seed)
     probe_env.close()
-    forward = forward_latency(policy, probe_obs, cfg.latency_calls)
+    forward = forward_latency(policy, probe_obs, cfg.latency_calls) if rank.is_main else None
     rows = []
     with EnvPool(make_env, cfg.workers, step_timeout_s=cfg.step_timeout_s) as pool:
         for steps in budgets:
-            rows.append(evaluate_budget(policy, pool, cfg, steps, probe_obs))
+            rows.append(evaluate_budget(policy, pool, cfg, steps, probe_obs, rank))
+    if not rank.is_main:
+        return None
     report = {
         "checkpoint": str(checkpoint),
         "task": cfg.task.name,
@@ -96,6 +124,7 @@ def rollout(cfg: DictConfig) -> dict[str, Any]:
         if policy.device.type == "cuda"
         else None,
         "torch_threads": torch.get_num_threads(),
+        "processes": rank.world,
         "forward_latency": forward,
         "seeds": [cfg.start_seed, cfg.start_seed + cfg.n_episodes - 1],
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -112,13 +141,12 @@ def rollout(cfg: DictConfig) -> dict[str, Any]:
     return report
 
 
-def _device(name: str) -> str | None:
-    return None if name == "auto" else name
-
-
-@hydra.main(config_path="../configs", config_name="rollout", version_base=None)
+@hydra.main(config_path=CONFIG_DIR, config_name="rollout", version_base=None)
 def main(cfg: DictConfig) -> None:
-    rollout(cfg)
+    try:
+        rollout(cfg)
+    finally:
+        distributed.stop()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ GENERATORS = {
     "push_t": "envs.push_t.demos:make_push_t_store",
 }
 
+# Absolute, so the entry points also work when imported (not only with ``python -m``).
+CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
+
 
 # task.env.name -> "module:function(**task.env)" building a gymnasium env for rollouts.
 ENVIRONMENTS = {

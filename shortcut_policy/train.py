@@ -3,12 +3,19 @@
 The loop only knows four things about a network: ``prepare_batch(batch) -> (x1, cond)``, the
 ``net(x, t, d, cond)`` call the objective makes, its parameters, and its state dict. The objective
 takes the network (and its EMA copy, the teacher) as arguments.
+
+The same loop runs data-parallel under ``torchrun --nproc_per_node=N -m shortcut_policy.train``:
+``train.batch_size`` is the *global* batch, split evenly over the ranks, so a run's data, learning
+rate and checkpoints do not depend on how many processes train it (and it resumes on any number).
+The noise of step ``s`` on rank ``r`` is drawn from a seed fixed by ``(seed, s, r)``.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,37 +42,32 @@ from shortcut_policy.checkpoint import (
 from shortcut_policy.evaluators import get_evaluator
 from shortcut_policy.models.policy_net import PolicyNetwork
 from shortcut_policy.objectives import build_objective
-from shortcut_policy.tasks import TaskData, check_env_observations, load_task_data
+from shortcut_policy.tasks import CONFIG_DIR, TaskData, check_env_observations, load_task_data
+from shortcut_policy.training import distributed
 from shortcut_policy.training.batches import StepBatchSampler
+from shortcut_policy.training.distributed import Rank
 from shortcut_policy.training.ema import ema_decay_at, update_ema
 from shortcut_policy.training.logger import MetricLogger
-from shortcut_policy.training.schedule import warmup_cosine_lr
+from shortcut_policy.training.loss_module import loss_module
+from shortcut_policy.training.schedule import step_seed, warmup_cosine_lr
 
 CHECKPOINT_FORMAT = 1
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available; ``cuda`` without a GPU is an error, not a fallback."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda but no CUDA device is visible; use device=cpu or auto")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
-    return torch.device(name)
-
-
 @dataclass
 class Run:
-    """The mutable pieces of a training run."""
+    """The mutable pieces of a training run (``loss_fn`` is the model + objective, DDP-wrapped
+    when several ranks train; ``model`` is the bare network every rank holds a copy of)."""
 
     cfg: DictConfig
     data: TaskData
     model: PolicyNetwork
     ema: PolicyNetwork
     objective: Any
+    loss_fn: torch.nn.Module
     optimizer: torch.optim.Optimizer
     device: torch.device
+    rank: Rank
     run_dir: Path
     step: int = 0
     best_score: float = float("-inf")
@@ -75,12 +77,14 @@ def build_run(cfg: DictConfig) -> Run:
     """Datasets, network, EMA copy, objective and optimizer from a resolved config."""
     if cfg.keep_checkpoints < 1:
         raise ValueError("keep_checkpoints must be at least 1, or resume would be impossible")
-    torch.manual_seed(cfg.seed)
+    if cfg.train.precision not in ("fp32", "bf16"):
+        raise ValueError(f"train.precision must be fp32 or bf16, got {cfg.train.precision!r}")
+    rank, device = distributed.start(cfg.device, cfg.distributed.timeout_s)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    data = load_task_data(cfg.task, cfg.dataset)
-    if cfg.eval_every and cfg.task.get("env"):
+    data = load_task_data_once(cfg, rank)
+    if cfg.eval_every and cfg.task.get("env") and rank.is_main:
         check_env_observations(cfg.task, data.spec)
     head = {k: v for k, v in OmegaConf.to_container(cfg.model).items() if k != "name"}
     model = PolicyNetwork(data.spec, head, data.normalizer).to(device)
@@ -92,24 +96,49 @@ def build_run(cfg: DictConfig) -> Run:
         weight_decay=cfg.train.weight_decay,
     )
     objective = build_objective(OmegaConf.to_container(cfg.objective))
-    return Run(cfg, data, model, ema, objective, optimizer, device, Path(cfg.run_dir))
+    return Run(
+        cfg,
+        data,
+        model,
+        ema,
+        objective,
+        loss_module(model, objective, rank, device),
+        optimizer,
+        device,
+        rank,
+        Path(cfg.run_dir),
+    )
+
+
+def load_task_data_once(cfg: DictConfig, rank: Rank) -> TaskData:
+    """The task's datasets; rank 0 generates a missing store while the other ranks wait."""
+    hint = "rank 0 failed or took longer than distributed.timeout_s to prepare the dataset"
+    if not rank.is_main:
+        with distributed.failures_named(rank, hint):
+            distributed.barrier(rank)
+    data = load_task_data(cfg.task, cfg.dataset)
+    if rank.is_main:
+        distributed.barrier(rank)
+    return data
 
 
 def save_run(run: Run, label: str | None = None, extra: dict | None = None) -> Path:
-    """Checkpoint everything needed to continue or deploy: weights, EMA, optimizer, RNG, config.
+    """Checkpoint everything needed to continue or deploy: weights, EMA, optimizer, config.
 
+    No RNG state: the noise of every step is seeded from the step. Rank 0 alone writes.
     Unlabelled checkpoints are ``step_<N>.safetensors`` (pruned to the newest few, used by
     resume); a ``label`` ("best", "last") writes ``<label>.safetensors``, never pruned.
     """
+    folder = run.run_dir / "checkpoints"
+    path = folder / f"{label}.safetensors" if label else checkpoint_path(folder, run.step)
+    if not run.rank.is_main:
+        return path
     optim_tensors, optim_plain = optimizer_to_tensors(run.optimizer)
     tensors = {
         **prefixed("model", run.model.state_dict()),
         **prefixed("ema", run.ema.state_dict()),
         **prefixed("optim", optim_tensors),
-        "rng.torch": torch.get_rng_state(),
     }
-    if run.device.type == "cuda":
-        tensors["rng.cuda"] = torch.cuda.get_rng_state(run.device)
     meta = {
         "format": CHECKPOINT_FORMAT,
         "step": run.step,
@@ -117,10 +146,9 @@ def save_run(run: Run, label: str | None = None, extra: dict | None = None) -> P
         "config": OmegaConf.to_container(run.cfg, resolve=True),
         "optimizer": optim_plain,
         "label": label,
+        "world_size": run.rank.world,
         **(extra or {}),
     }
-    folder = run.run_dir / "checkpoints"
-    path = folder / f"{label}.safetensors" if label else checkpoint_path(folder, run.step)
     save_checkpoint(path, tensors, meta)
     if not label:
         prune_checkpoints(folder, run.cfg.keep_checkpoints)
@@ -162,15 +190,7 @@ def restore_run(run: Run, path: Path) -> None:
     run.optimizer.load_state_dict(
         optimizer_from_tensors(unprefixed("optim", tensors), meta["optimizer"])
     )
-    torch.set_rng_state(tensors["rng.torch"])
-    if "rng.cuda" in tensors and run.device.type == "cuda":
-        torch.cuda.set_rng_state(tensors["rng.cuda"], run.device)
     run.step = meta["step"]
-
-
-def _rng_devices(run: Run) -> list:
-    """Devices whose generators a validation or evaluation must leave untouched."""
-    return [run.device] if run.device.type == "cuda" else []
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
@@ -180,23 +200,24 @@ def to_device(batch: Any, device: torch.device) -> Any:
 
 
 def train_step(run: Run, batch: dict) -> dict[str, float]:
-    """One optimizer step on ``batch``; returns the logged metrics."""
+    """One optimizer step on this rank's share of the global batch; returns metrics averaged
+    over ranks (identical on every rank)."""
     cfg = run.cfg.train
     lr = warmup_cosine_lr(run.step, cfg.lr, cfg.warmup_steps, cfg.steps)
     for group in run.optimizer.param_groups:
         group["lr"] = lr
-    x1, cond = run.model.prepare_batch(batch)
-    teacher_cond = None  # the EMA network's own encoding, only for objectives that use it
-    if getattr(run.objective, "ema_teacher", False):
-        with torch.no_grad():
-            teacher_cond = run.ema.encode(batch["obs"])
-    loss, metrics = run.objective.loss(run.model, x1, cond, run.ema, teacher_cond)
-    if not torch.isfinite(loss):
-        raise FloatingPointError(
-            f"loss is {loss.item()} at step {run.step}; lower train.lr or check the data"
-        )
+    torch.manual_seed(step_seed(run.cfg.seed, run.step, run.rank.rank))
+    autocast = torch.autocast(run.device.type, torch.bfloat16, enabled=cfg.precision == "bf16")
+    with autocast:
+        loss, metrics = run.loss_fn(batch, run.ema)
     run.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    with distributed.failures_named(run.rank, _resume_hint(run)):
+        loss.backward()  # DDP averages the gradients over ranks here
+        metrics = distributed.mean_over_ranks(metrics, run.rank, run.device)
+    if not math.isfinite(metrics["loss"]):  # the averaged loss: every rank stops together
+        raise FloatingPointError(
+            f"loss is {metrics['loss']} at step {run.step}; lower train.lr or check the data"
+        )
     grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
     run.optimizer.step()
     update_ema(run.ema, run.model, ema_decay_at(run.step, cfg.ema_decay))
@@ -211,15 +232,14 @@ def validation_loss(run: Run) -> dict[str, float]:
         return {}
     loader = DataLoader(run.data.val, batch_size=run.cfg.train.batch_size, shuffle=False)
     totals: dict[str, list[float]] = {}
-    with torch.random.fork_rng(devices=_rng_devices(run)):
-        torch.manual_seed(run.cfg.seed)  # the same noise at every validation
-        for i, batch in enumerate(loader):
-            if i >= run.cfg.val_batches:
-                break
-            x1, cond = run.ema.prepare_batch(to_device(batch, run.device))
-            _, metrics = run.objective.loss(run.ema, x1, cond, run.ema, cond)
-            for key, value in metrics.items():
-                totals.setdefault(f"val/{key}", []).append(value)
+    torch.manual_seed(run.cfg.seed)  # the same noise at every validation
+    for i, batch in enumerate(loader):
+        if i >= run.cfg.val_batches:
+            break
+        x1, cond = run.ema.prepare_batch(to_device(batch, run.device))
+        _, metrics = run.objective.loss(run.ema, x1, cond, run.ema, cond)
+        for key, value in metrics.items():
+            totals.setdefault(f"val/{key}", []).append(value)
     return {key: sum(values) / len(values) for key, values in totals.items()}
 
 
@@ -230,8 +250,7 @@ def evaluate(run: Run) -> dict[str, float]:
     ``best`` checkpoint (selected on the training-evaluation seeds, not the final ones).
     """
     evaluator = get_evaluator(run.cfg.task.evaluator)
-    with torch.random.fork_rng(devices=_rng_devices(run)):
-        metrics = evaluator(run.ema, run.objective, run.data, list(run.cfg.eval_steps))
+    metrics = evaluator(run.ema, run.objective, run.data, list(run.cfg.eval_steps))
     metrics = {f"eval/{key}": value for key, value in metrics.items()}
     key = f"eval/score@{run.cfg.eval_steps[0]}"
     if key in metrics and metrics[key] > run.best_score:
@@ -250,13 +269,50 @@ def prepare_run_dir(run: Run) -> None:
         )
     if newest is not None:
         restore_run(run, newest)
-        print(f"[train] resumed from {newest} at step {run.step}")
+        if run.rank.is_main:
+            print(f"[train] resumed from {newest} at step {run.step} on {run.rank.world} rank(s)")
+            drop_metrics_after(run.run_dir / "metrics.jsonl", run.step)
         best = run.run_dir / "checkpoints" / "best.safetensors"
         if best.is_file():
             run.best_score = read_meta(best).get("best_value", run.best_score)
-        drop_metrics_after(run.run_dir / "metrics.jsonl", run.step)
-    run.run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(run.cfg, run.run_dir / "config.yaml", resolve=True)
+    if run.rank.is_main:
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(run.cfg, run.run_dir / "config.yaml", resolve=True)
+    with distributed.failures_named(run.rank, _resume_hint(run)):
+        distributed.barrier(run.rank)  # every rank has read the checkpoint before any writes one
+
+
+def synced_weight_digests(run: Run) -> list[str]:
+    """Every rank's digest of its weights and EMA; raises if the ranks have drifted apart.
+
+    DDP keeps the weights equal by construction; this check (at checkpoints only) catches what
+    would break it silently, such as a parameter that does not take part in the loss on one rank.
+    """
+    with distributed.failures_named(run.rank, _resume_hint(run)):
+        digests = distributed.gather_lists([weights_digest(run)], run.rank)
+    if len(set(digests)) > 1:
+        raise RuntimeError(
+            f"ranks hold different weights at step {run.step} (digests {digests}); "
+            "every parameter must take part in the loss on every rank"
+        )
+    return digests
+
+
+def weights_digest(run: Run) -> str:
+    """SHA-256 of the model's and the EMA's tensors, bit for bit."""
+    digest = hashlib.sha256()
+    for module in (run.model, run.ema):
+        for tensor in module.state_dict().values():
+            raw = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+            digest.update(raw.numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _resume_hint(run: Run) -> str:
+    return (
+        f"Checkpoints so far are in {run.run_dir / 'checkpoints'}; rerun the same command with "
+        "resume=true (on any number of processes) to continue."
+    )
 
 
 def drop_metrics_after(path: Path, step: int) -> None:
@@ -278,7 +334,10 @@ def train(cfg: DictConfig) -> Run:
     run = build_run(cfg)
     prepare_run_dir(run)
     total = cfg.train.steps
-    sampler = StepBatchSampler(len(run.data.train), cfg.train.batch_size, cfg.seed, run.step)
+    rank = run.rank
+    sampler = StepBatchSampler(
+        len(run.data.train), cfg.train.batch_size, cfg.seed, run.step, rank.rank, rank.world
+    )
     loader = DataLoader(
         run.data.train,
         batch_sampler=sampler,
@@ -293,8 +352,10 @@ def train(cfg: DictConfig) -> Run:
         cfg.logging.mode,
         cfg.logging.project,
         OmegaConf.to_container(cfg, resolve=True),
+        enabled=rank.is_main,
     )
-    bar = tqdm(total=total, initial=run.step, disable=not cfg.logging.progress, desc="train")
+    show = cfg.logging.progress and rank.is_main
+    bar = tqdm(total=total, initial=run.step, disable=not show, desc="train")
     batches = iter(loader)
     busy, last_step = 0.0, run.step  # seconds spent loading and training since the last log
     while run.step < total:
@@ -305,26 +366,32 @@ def train(cfg: DictConfig) -> Run:
         n_train_metrics = len(metrics)
         bar.update(1)
         bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.1e}")
-        if periodic(run.step, cfg.val_every, total):
+        # Validation and rollouts run on rank 0 while the others wait at the next all-reduce
+        # (for at most distributed.timeout_s).
+        if rank.is_main and periodic(run.step, cfg.val_every, total):
             metrics.update(validation_loss(run))
-        if periodic(run.step, cfg.eval_every, total) and cfg.task.get("evaluator"):
+        if rank.is_main and periodic(run.step, cfg.eval_every, total) and cfg.task.get("evaluator"):
             metrics.update(evaluate(run))
         if periodic(run.step, cfg.logging.log_every, total) or len(metrics) > n_train_metrics:
             metrics["steps_per_s"] = (run.step - last_step) / busy  # excludes val and eval
             busy, last_step = 0.0, run.step
             logger.log(run.step, metrics)
         if periodic(run.step, cfg.checkpoint_every, total):
-            save_run(run)
-    save_run(run, label="last")
+            save_run(run, extra={"rank_digests": synced_weight_digests(run)})
+    save_run(run, label="last", extra={"rank_digests": synced_weight_digests(run)})
     bar.close()
     logger.close()
     return run
 
 
-@hydra.main(config_path="../configs", config_name="train", version_base=None)
+@hydra.main(config_path=CONFIG_DIR, config_name="train", version_base=None)
 def main(cfg: DictConfig) -> None:
-    run = train(cfg)
-    print(f"[train] finished {run.step} steps; checkpoints in {run.run_dir / 'checkpoints'}")
+    try:
+        run = train(cfg)
+    finally:
+        distributed.stop()
+    if run.rank.is_main:
+        print(f"[train] finished {run.step} steps; checkpoints in {run.run_dir / 'checkpoints'}")
 
 
 if __name__ == "__main__":

@@ -178,3 +178,40 @@ def test_evaluation_finishes_when_every_reset_fails(push_t_policy_dir):
         results = run_episodes(policy, pool, [1, 2, 3], steps=1)
     assert [r.seed for r in results] == [1, 2, 3]
     assert all("no simulator here" in r.fault for r in results)
+
+
+def test_rollout_under_torchrun_shards_episodes_into_one_report(push_t_policy_dir, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(CONFIG_DIR).parent
+    args = [
+        f"checkpoint={push_t_policy_dir}",
+        "steps=[1]",
+        "n_episodes=5",
+        "workers=1",
+        "task.env.max_steps=10",
+        "latency_calls=5",
+        "throughput_batch=4",
+        "progress=false",
+        "device=cpu",
+        f"out_dir={tmp_path}",
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+        + ["-m", "shortcut_policy.rollout", *args],
+        cwd=root,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["processes"] == 2
+    (row,) = report["budgets"]
+    assert [e["seed"] for e in row["episodes"]] == list(range(100000, 100005))
+    assert row["n_episodes"] == 5 and all(e["length"] == 10 for e in row["episodes"])
+    assert row["latency"]["median_ms"] > 0 and row["latency_x_forward"] > 0

@@ -134,3 +134,15 @@ def test_resume_with_another_batch_size_is_refused(tmp_path):
     train(tiny_config(tmp_path, "train.steps=6"))
     with pytest.raises(CheckpointError, match="train.batch_size=32, this run has 16"):
         train(tiny_config(tmp_path, "train.steps=6", "resume=true", "train.batch_size=16"))
+
+
+def test_bf16_autocast_trains_and_keeps_fp32_weights(tmp_path):
+    run = train(tiny_config(tmp_path, "train.precision=bf16", "train.steps=4", "val_every=0"))
+    rows = read_metrics(tmp_path / "run")
+    assert all(torch.isfinite(torch.tensor(row["loss"])) for row in rows)
+    assert all(p.dtype == torch.float32 for p in run.model.parameters())
+
+
+def test_unknown_precision_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="fp32 or bf16"):
+        train(tiny_config(tmp_path, "train.precision=fp16"))

@@ -31,7 +31,10 @@ class StepBatchSampler(Sampler[list[int]]):
                 f"batch_size {batch_size} exceeds the {n_items} training windows; lower it"
             )
         if batch_size % world:
-            raise ValueError(f"batch_size {batch_size} is not divisible by world size {world}")
+            raise ValueError(
+                f"train.batch_size {batch_size} is not divisible by the {world} processes "
+                "(torchrun --nnodes x --nproc_per_node); use a multiple of the process count"
+            )
         self.n_items, self.batch_size, self.seed = n_items, batch_size, seed
         self.start_step, self.rank, self.world = start_step, rank, world
         self.steps_per_epoch = n_items // batch_size

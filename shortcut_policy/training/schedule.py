@@ -11,3 +11,9 @@ def warmup_cosine_lr(step: int, base_lr: float, warmup_steps: int, total_steps: 
         return base_lr * (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return base_lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def step_seed(seed: int, step: int, rank: int = 0) -> int:
+    """Seed of the noise drawn at ``step`` on ``rank``: a resumed run, on any number of ranks,
+    draws what an uninterrupted one would (no generator state in checkpoints)."""
+    return (seed * 1_000_003 + step) * 1_009 + rank
