@@ -13,11 +13,8 @@ The noise of step ``s`` on rank ``r`` is drawn from a seed fixed by ``(seed, s, 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +24,6 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from shortcut_policy.checkpoint import (
-    CheckpointError,
-    checkpoint_path,
-    latest_checkpoint,
-    load_checkpoint,
-    optimizer_from_tensors,
-    optimizer_to_tensors,
-    prefixed,
-    read_meta,
-    save_checkpoint,
-    unprefixed,
-)
 from shortcut_policy.evaluators import get_evaluator
 from shortcut_policy.models.policy_net import PolicyNetwork
 from shortcut_policy.objectives import build_objective
@@ -49,28 +34,14 @@ from shortcut_policy.training.distributed import Rank
 from shortcut_policy.training.ema import ema_decay_at, update_ema
 from shortcut_policy.training.logger import MetricLogger
 from shortcut_policy.training.loss_module import loss_module
+from shortcut_policy.training.run_state import (
+    Run,
+    prepare_run_dir,
+    resume_hint,
+    save_run,
+    synced_weight_digests,
+)
 from shortcut_policy.training.schedule import step_seed, warmup_cosine_lr
-
-CHECKPOINT_FORMAT = 1
-
-
-@dataclass
-class Run:
-    """The mutable pieces of a training run (``loss_fn`` is the model + objective, DDP-wrapped
-    when several ranks train; ``model`` is the bare network every rank holds a copy of)."""
-
-    cfg: DictConfig
-    data: TaskData
-    model: PolicyNetwork
-    ema: PolicyNetwork
-    objective: Any
-    loss_fn: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    device: torch.device
-    rank: Rank
-    run_dir: Path
-    step: int = 0
-    best_score: float = float("-inf")
 
 
 def build_run(cfg: DictConfig) -> Run:
@@ -122,77 +93,6 @@ def load_task_data_once(cfg: DictConfig, rank: Rank) -> TaskData:
     return data
 
 
-def save_run(run: Run, label: str | None = None, extra: dict | None = None) -> Path:
-    """Checkpoint everything needed to continue or deploy: weights, EMA, optimizer, config.
-
-    No RNG state: the noise of every step is seeded from the step. Rank 0 alone writes.
-    Unlabelled checkpoints are ``step_<N>.safetensors`` (pruned to the newest few, used by
-    resume); a ``label`` ("best", "last") writes ``<label>.safetensors``, never pruned.
-    """
-    folder = run.run_dir / "checkpoints"
-    path = folder / f"{label}.safetensors" if label else checkpoint_path(folder, run.step)
-    if not run.rank.is_main:
-        return path
-    optim_tensors, optim_plain = optimizer_to_tensors(run.optimizer)
-    tensors = {
-        **prefixed("model", run.model.state_dict()),
-        **prefixed("ema", run.ema.state_dict()),
-        **prefixed("optim", optim_tensors),
-    }
-    meta = {
-        "format": CHECKPOINT_FORMAT,
-        "step": run.step,
-        "spec": run.data.spec,
-        "config": OmegaConf.to_container(run.cfg, resolve=True),
-        "optimizer": optim_plain,
-        "label": label,
-        "world_size": run.rank.world,
-        **(extra or {}),
-    }
-    save_checkpoint(path, tensors, meta)
-    if not label:
-        prune_checkpoints(folder, run.cfg.keep_checkpoints)
-    return path
-
-
-def prune_checkpoints(folder: Path, keep: int) -> None:
-    """Delete all but the newest ``keep`` step checkpoints (labelled copies are never touched)."""
-    steps = sorted(folder.glob("step_*.safetensors"))
-    for old in steps[: max(0, len(steps) - keep)]:
-        old.unlink()
-
-
-def restore_run(run: Run, path: Path) -> None:
-    """Load a checkpoint into ``run``; refuses one made for a different task or network."""
-    tensors, meta = load_checkpoint(path)
-    saved = meta["config"]
-    for key in ("seed", "train.batch_size"):
-        before, now = OmegaConf.select(OmegaConf.create(saved), key), OmegaConf.select(run.cfg, key)
-        if before != now:
-            raise CheckpointError(
-                f"{path} was trained with {key}={before}, this run has {now}: the data order "
-                "would change; resume with the same value or start a new run_dir"
-            )
-    for group in ("model", "objective"):
-        now = OmegaConf.to_container(run.cfg[group], resolve=True)
-        if saved[group] != now:
-            raise CheckpointError(
-                f"{path} was trained with {group}={saved[group]} but this run has {now}; "
-                "resume with the same config or start a new run_dir"
-            )
-    if meta["spec"] != run.data.spec:
-        raise CheckpointError(
-            f"{path} was made for data {meta['spec']}, not {run.data.spec}; use the same task "
-            "and dataset to resume"
-        )
-    run.model.load_state_dict(unprefixed("model", tensors))
-    run.ema.load_state_dict(unprefixed("ema", tensors))
-    run.optimizer.load_state_dict(
-        optimizer_from_tensors(unprefixed("optim", tensors), meta["optimizer"])
-    )
-    run.step = meta["step"]
-
-
 def to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, dict):
         return {key: to_device(value, device) for key, value in batch.items()}
@@ -211,7 +111,7 @@ def train_step(run: Run, batch: dict) -> dict[str, float]:
     with autocast:
         loss, metrics = run.loss_fn(batch, run.ema)
     run.optimizer.zero_grad(set_to_none=True)
-    with distributed.failures_named(run.rank, _resume_hint(run)):
+    with distributed.failures_named(run.rank, resume_hint(run)):
         loss.backward()  # DDP averages the gradients over ranks here
         metrics = distributed.mean_over_ranks(metrics, run.rank, run.device)
     if not math.isfinite(metrics["loss"]):  # the averaged loss: every rank stops together
@@ -257,72 +157,6 @@ def evaluate(run: Run) -> dict[str, float]:
         run.best_score = metrics[key]
         save_run(run, label="best", extra={"best_metric": key, "best_value": metrics[key]})
     return metrics
-
-
-def prepare_run_dir(run: Run) -> None:
-    """Resume from the newest checkpoint, or refuse to overwrite an existing run."""
-    newest = latest_checkpoint(run.run_dir / "checkpoints")
-    if newest is not None and not run.cfg.resume:
-        raise FileExistsError(
-            f"{run.run_dir} already holds checkpoints (newest {newest.name}); pass resume=true "
-            "to continue it, or run_dir=... to start a new run"
-        )
-    if newest is not None:
-        restore_run(run, newest)
-        if run.rank.is_main:
-            print(f"[train] resumed from {newest} at step {run.step} on {run.rank.world} rank(s)")
-            drop_metrics_after(run.run_dir / "metrics.jsonl", run.step)
-        best = run.run_dir / "checkpoints" / "best.safetensors"
-        if best.is_file():
-            run.best_score = read_meta(best).get("best_value", run.best_score)
-    if run.rank.is_main:
-        run.run_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(run.cfg, run.run_dir / "config.yaml", resolve=True)
-    with distributed.failures_named(run.rank, _resume_hint(run)):
-        distributed.barrier(run.rank)  # every rank has read the checkpoint before any writes one
-
-
-def synced_weight_digests(run: Run) -> list[str]:
-    """Every rank's digest of its weights and EMA; raises if the ranks have drifted apart.
-
-    DDP keeps the weights equal by construction; this check (at checkpoints only) catches what
-    would break it silently, such as a parameter that does not take part in the loss on one rank.
-    """
-    with distributed.failures_named(run.rank, _resume_hint(run)):
-        digests = distributed.gather_lists([weights_digest(run)], run.rank)
-    if len(set(digests)) > 1:
-        raise RuntimeError(
-            f"ranks hold different weights at step {run.step} (digests {digests}); "
-            "every parameter must take part in the loss on every rank"
-        )
-    return digests
-
-
-def weights_digest(run: Run) -> str:
-    """SHA-256 of the model's and the EMA's tensors, bit for bit."""
-    digest = hashlib.sha256()
-    for module in (run.model, run.ema):
-        for tensor in module.state_dict().values():
-            raw = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
-            digest.update(raw.numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-def _resume_hint(run: Run) -> str:
-    return (
-        f"Checkpoints so far are in {run.run_dir / 'checkpoints'}; rerun the same command with "
-        "resume=true (on any number of processes) to continue."
-    )
-
-
-def drop_metrics_after(path: Path, step: int) -> None:
-    """Remove log lines of steps after ``step`` (written after the checkpoint a run resumes)."""
-    if not path.is_file():
-        return
-    lines = path.read_text().splitlines(keepends=True)
-    kept = [line for line in lines if json.loads(line)["step"] <= step]
-    if len(kept) != len(lines):
-        path.write_text("".join(kept))
 
 
 def periodic(step: int, every: int, last: int) -> bool:
