@@ -163,16 +163,29 @@ class ShortcutPolicy:
             )
         return cls(network, objective, meta, steps=steps, device=device)
 
-    def save_pretrained(self, path: str | os.PathLike) -> Path:
-        """Write the weights and plain config to ``path/policy.safetensors`` (atomic)."""
+    def save_pretrained(
+        self, path: str | os.PathLike, weights_dtype: torch.dtype = torch.float32
+    ) -> Path:
+        """Write the weights and plain config to ``path/policy.safetensors`` (atomic).
+
+        ``weights_dtype=torch.float16`` halves the file (for shipping); the normalizer's
+        statistics stay float32, and loading casts everything back to float32.
+        """
         meta = {
             "format": self.meta.get("format", 1),
             "step": self.meta.get("step"),
             "spec": self.spec,
             "config": {k: self.meta["config"][k] for k in ("task", "model", "objective")},
+            "weights_dtype": str(weights_dtype).removeprefix("torch."),
+        }
+        state = {
+            key: value.to(weights_dtype)
+            if value.is_floating_point() and not key.startswith("normalizer.")
+            else value
+            for key, value in self.network.state_dict().items()
         }
         target = Path(path) / POLICY_FILE
-        save_checkpoint(target, prefixed("ema", self.network.state_dict()), meta)
+        save_checkpoint(target, prefixed("ema", state), meta)
         return target
 
     # ------------------------------------------------------------------ control loop

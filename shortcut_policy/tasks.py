@@ -22,6 +22,8 @@ GENERATORS = {
 
 # Absolute, so the entry points also work when imported (not only with ``python -m``).
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
+# Policies shipped with the repository, one folder per task (see data/pretrained/README.md).
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "data" / "pretrained"
 
 
 # task.env.name -> "module:function(**task.env)" building a gymnasium env for rollouts.
@@ -63,15 +65,21 @@ def check_env_observations(task_cfg: Any, spec: dict[str, Any]) -> None:
             )
 
 
-def newest_checkpoint_for_task(task: str, runs_root: str | Path = "runs") -> Path:
-    """The most recently written checkpoint of any training run of ``task``."""
+def newest_checkpoint_for_task(
+    task: str, runs_root: str | Path = "runs", pretrained_root: str | Path = PRETRAINED_DIR
+) -> Path:
+    """The most recently written checkpoint of any training run of ``task``; without one, the
+    policy shipped with the repository (``data/pretrained/<task>/policy.safetensors``)."""
     found = sorted(Path(runs_root, task).glob("*/checkpoints/step_*.safetensors"), key=_mtime)
-    if not found:
-        raise FileNotFoundError(
-            f"no training run of task {task!r} under {runs_root}/{task}; train one "
-            f"(python -m shortcut_policy.train task={task}) or pass checkpoint=..."
-        )
-    return found[-1]
+    if found:
+        return found[-1]
+    shipped = Path(pretrained_root, task, "policy.safetensors")
+    if shipped.is_file():
+        return shipped
+    raise FileNotFoundError(
+        f"no training run of task {task!r} under {runs_root}/{task} and no shipped policy at "
+        f"{shipped}; train one (python -m shortcut_policy.train task={task}) or pass checkpoint=..."
+    )
 
 
 def _mtime(path: Path) -> float:

@@ -1,0 +1,57 @@
+"""The policy shipped in data/pretrained/ and how the rollout command finds it."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from shortcut_policy import ShortcutPolicy
+from shortcut_policy.tasks import PRETRAINED_DIR, newest_checkpoint_for_task
+
+SHIPPED = PRETRAINED_DIR / "push_t" / "policy.safetensors"
+
+
+def test_shipped_push_t_policy_is_small_and_loads_as_a_shortcut_policy():
+    assert SHIPPED.stat().st_size < 25e6
+    policy = ShortcutPolicy.from_pretrained(SHIPPED, task="push_t", steps=1)
+    assert policy.objective.name == "shortcut"
+    assert all(p.dtype == torch.float32 for p in policy.network.parameters())
+    rng = np.random.default_rng(0)
+    obs = {
+        "keypoint": rng.uniform(100, 400, (8, 2)).astype(np.float32),
+        "state": rng.uniform(100, 400, 5).astype(np.float32),
+    }
+    action = policy.select_action(obs)
+    assert action.shape == (2,) and np.all((action > -50) & (action < 562))  # on the table
+
+
+def test_float16_export_acts_like_the_float32_policy(tmp_path):
+    policy = ShortcutPolicy.from_pretrained(SHIPPED)
+    half = ShortcutPolicy.from_pretrained(policy.save_pretrained(tmp_path, torch.float16))
+    full = ShortcutPolicy.from_pretrained(policy.save_pretrained(tmp_path / "full"))
+    assert half.save_pretrained(tmp_path / "again", torch.float16).stat().st_size < 0.6 * (
+        (tmp_path / "full" / "policy.safetensors").stat().st_size
+    )
+    rng = np.random.default_rng(1)
+    obs = {
+        "keypoint": rng.uniform(100, 400, (4, 2, 8, 2)).astype(np.float32),
+        "state": rng.uniform(100, 400, (4, 2, 5)).astype(np.float32),
+    }
+    half.seed(0)
+    full.seed(0)
+    gap = np.abs(half.predict_action_chunk(obs, 1) - full.predict_action_chunk(obs, 1))
+    assert gap.max() < 2.0  # pixels on a 512-pixel table
+
+
+def test_rollout_default_is_the_newest_run_then_the_shipped_policy(tmp_path):
+    assert newest_checkpoint_for_task("push_t", runs_root=tmp_path) == SHIPPED
+    older = tmp_path / "push_t" / "a" / "checkpoints" / "step_00000010.safetensors"
+    newer = tmp_path / "push_t" / "b" / "checkpoints" / "step_00000005.safetensors"
+    for path, when in ((older, 1000), (newer, 2000)):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"")
+        os.utime(path, (when, when))
+    assert newest_checkpoint_for_task("push_t", runs_root=tmp_path) == newer
+    with pytest.raises(FileNotFoundError, match="python -m shortcut_policy.train task=lift"):
+        newest_checkpoint_for_task("lift", runs_root=tmp_path)
