@@ -1,6 +1,7 @@
 """Task evaluations run during training (``eval_every``) and by benchmarks.
 
-Each evaluator takes ``(network, objective, data, steps_list)`` and returns flat metrics.
+Each evaluator takes ``(network, objective, data, steps_list, out_dir=None)`` and returns flat
+metrics; ``out_dir`` is where it may write files (sample grids).
 Tasks name theirs in ``task.evaluator``; simulator tasks register rollout evaluators here.
 """
 
@@ -16,6 +17,7 @@ from shortcut_policy.tasks import import_callable
 EVALUATORS = {
     "bimodal": "shortcut_policy.evaluators:evaluate_bimodal",
     "push_t": "shortcut_policy.evaluators:evaluate_rollouts",
+    "images": "shortcut_policy.evaluation.image_samples:evaluate_image_model",
 }
 
 # In-training rollouts use their own seeds, so choosing the "best" checkpoint on them does not
@@ -30,7 +32,7 @@ def get_evaluator(name: str):
 
 
 def evaluate_rollouts(
-    network, objective, data, steps_list, n_episodes: int = 10, workers: int = 2
+    network, objective, data, steps_list, out_dir=None, n_episodes: int = 10, workers: int = 2
 ) -> dict:
     """Success rate and mean score of short simulator rollouts, per step budget."""
     from envs.vector import EnvPool
@@ -54,7 +56,9 @@ def evaluate_rollouts(
     return metrics
 
 
-def evaluate_bimodal(network, objective, data, steps_list, n_samples: int = 512) -> dict:
+def evaluate_bimodal(
+    network, objective, data, steps_list, out_dir=None, n_samples: int = 512
+) -> dict:
     """Fraction of sampled chunks near a mode / in the gap, per step budget."""
     rng = np.random.default_rng(0)
     start = np.stack([rng.uniform(-0.3, 0.3, n_samples), -np.ones(n_samples)], -1)

@@ -1,4 +1,7 @@
-"""Rebuild a trained policy network and its objective from a checkpoint (no code is loaded)."""
+"""Rebuild a trained network (policy or image model) and its objective from a checkpoint.
+
+No code is loaded: the checkpoint holds tensors and the plain config the network is rebuilt from.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +12,13 @@ import torch
 
 from shortcut_policy.checkpoint import CheckpointError, load_checkpoint, unprefixed
 from shortcut_policy.data.normalizer import RangeNormalizer
-from shortcut_policy.models.policy_net import PolicyNetwork
+from shortcut_policy.models import build_network
 from shortcut_policy.objectives import build_objective
 
 
 def load_policy_network(
     path: str | os.PathLike, weights: str = "ema", device: str | torch.device = "cpu"
-) -> tuple[PolicyNetwork, Any, dict]:
+) -> tuple[torch.nn.Module, Any, dict]:
     """``(network, objective, meta)`` from a training checkpoint.
 
     ``weights`` is ``"ema"`` (what is evaluated and deployed) or ``"model"`` (the raw weights).
@@ -25,10 +28,12 @@ def load_policy_network(
         raise ValueError(f"weights must be 'ema' or 'model', got {weights!r}")
     tensors, meta = load_checkpoint(path)
     spec, config = meta["spec"], meta["config"]
-    head = {key: value for key, value in config["model"].items() if key != "name"}
-    shapes = {key: tuple(shape) for key, shape in spec["obs_shapes"].items()}
-    shapes["action"] = (spec["action_dim"],)
-    network = PolicyNetwork(spec, head, RangeNormalizer.empty_like(shapes))
+    normalizer = None
+    if spec.get("kind") != "images":  # statistics come from the checkpoint, never refitted
+        shapes = {key: tuple(shape) for key, shape in spec["obs_shapes"].items()}
+        shapes["action"] = (spec["action_dim"],)
+        normalizer = RangeNormalizer.empty_like(shapes)
+    network = build_network(spec, config["model"], normalizer)
     state = unprefixed(weights, tensors)
     try:
         network.load_state_dict(state)

@@ -9,15 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from torch.utils.data import Dataset
 
 from shortcut_policy.data.dataset import SequenceDataset, split_episodes
+from shortcut_policy.data.images import ImageDataset, read_image_store
 from shortcut_policy.data.normalizer import RangeNormalizer
-from shortcut_policy.data.replay_buffer import ReplayBuffer
+from shortcut_policy.data.replay_buffer import DatasetError, ReplayBuffer
 
 # dataset.generator name -> "module:function(path, **dataset.generator_args)" that writes a store.
 GENERATORS = {
     "bimodal": "shortcut_policy.data.bimodal:make_bimodal_store",
     "push_t": "envs.push_t.demos:make_push_t_store",
+    "digits": "shortcut_policy.data.images:make_digits_store",
 }
 
 # Absolute, so the entry points also work when imported (not only with ``python -m``).
@@ -90,9 +93,9 @@ def _mtime(path: Path) -> float:
 class TaskData:
     """Everything training needs from a task: datasets, statistics and the data spec."""
 
-    train: SequenceDataset
-    val: SequenceDataset | None
-    normalizer: RangeNormalizer
+    train: Dataset  # SequenceDataset or ImageDataset
+    val: Dataset | None
+    normalizer: RangeNormalizer | None  # None for image tasks (pixels map to [-1, 1])
     spec: dict[str, Any]
     env_cfg: dict[str, Any] | None = None
 
@@ -131,7 +134,12 @@ def ensure_dataset(dataset_cfg: Any) -> Path:
 
 
 def load_task_data(task_cfg: Any, dataset_cfg: Any) -> TaskData:
-    """Datasets for training and validation, split by episode, and a normalizer fitted on train."""
+    """Datasets for training and validation, split by episode, and a normalizer fitted on train.
+
+    Image tasks (``task.kind: images``) load a labelled image store instead.
+    """
+    if task_cfg.get("kind") == "images":
+        return load_image_data(task_cfg, dataset_cfg)
     obs_keys = list(task_cfg["obs_keys"])
     action_key = task_cfg["action_key"]
     buffer = ReplayBuffer.open(ensure_dataset(dataset_cfg), keys=[*obs_keys, action_key])
@@ -160,3 +168,33 @@ def load_task_data(task_cfg: Any, dataset_cfg: Any) -> TaskData:
     }
     env_cfg = dict(task_cfg.get("env") or {}) or None
     return TaskData(train, val, RangeNormalizer.fit(arrays), spec, env_cfg)
+
+
+def load_image_data(task_cfg: Any, dataset_cfg: Any) -> TaskData:
+    """Train/validation split of a labelled image store, checked against the task's shape."""
+    path = ensure_dataset(dataset_cfg)
+    images, labels = read_image_store(path)
+    expected = list(task_cfg["image_shape"])
+    if list(images.shape[1:]) != expected:
+        raise DatasetError(
+            f"{path} holds images of shape {list(images.shape[1:])} but task.image_shape is "
+            f"{expected}; set task.image_shape to match, or regenerate the store"
+        )
+    n_classes = int(task_cfg["num_classes"])
+    if labels.min() < 0 or labels.max() >= n_classes:
+        raise DatasetError(
+            f"{path} has labels {labels.min()}..{labels.max()}, outside 0..{n_classes - 1} "
+            "(task.num_classes)"
+        )
+    order = np.random.default_rng(dataset_cfg["split_seed"]).permutation(len(labels))
+    n_val = int(round(len(labels) * dataset_cfg["val_fraction"]))
+    val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+    spec = {
+        "task": task_cfg["name"],
+        "kind": "images",
+        "image_shape": expected,
+        "num_classes": n_classes,
+        "guidance_scale": float(task_cfg.get("guidance_scale", 1.0)),
+    }
+    val = ImageDataset(images[val_idx], labels[val_idx]) if n_val else None
+    return TaskData(ImageDataset(images[train_idx], labels[train_idx]), val, None, spec)

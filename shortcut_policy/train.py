@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from shortcut_policy.evaluators import get_evaluator
-from shortcut_policy.models.policy_net import PolicyNetwork
+from shortcut_policy.models import build_network
 from shortcut_policy.objectives import build_objective
 from shortcut_policy.tasks import CONFIG_DIR, TaskData, check_env_observations, load_task_data
 from shortcut_policy.training import distributed
@@ -57,8 +57,8 @@ def build_run(cfg: DictConfig) -> Run:
     data = load_task_data_once(cfg, rank)
     if cfg.eval_every and cfg.task.get("env") and rank.is_main:
         check_env_observations(cfg.task, data.spec)
-    head = {k: v for k, v in OmegaConf.to_container(cfg.model).items() if k != "name"}
-    model = PolicyNetwork(data.spec, head, data.normalizer).to(device)
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    model = build_network(data.spec, model_cfg, data.normalizer).to(device)
     ema = copy.deepcopy(model).requires_grad_(False).eval()
     optimizer = torch.optim.AdamW(
         model.parameters(),
@@ -150,7 +150,8 @@ def evaluate(run: Run) -> dict[str, float]:
     ``best`` checkpoint (selected on the training-evaluation seeds, not the final ones).
     """
     evaluator = get_evaluator(run.cfg.task.evaluator)
-    metrics = evaluator(run.ema, run.objective, run.data, list(run.cfg.eval_steps))
+    out_dir = run.run_dir / "eval" / f"step_{run.step:08d}"
+    metrics = evaluator(run.ema, run.objective, run.data, list(run.cfg.eval_steps), out_dir)
     metrics = {f"eval/{key}": value for key, value in metrics.items()}
     key = f"eval/score@{run.cfg.eval_steps[0]}"
     if key in metrics and metrics[key] > run.best_score:

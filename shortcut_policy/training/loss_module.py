@@ -34,7 +34,10 @@ class ObjectiveLoss(nn.Module):
     def forward(self, batch: dict, teacher: nn.Module | None) -> tuple[torch.Tensor, dict]:
         x1, cond = self.model.prepare_batch(batch)
         teacher_cond = None
-        if teacher is not None and getattr(self.objective, "ema_teacher", False):
+        # A learned encoder (a policy's) gives the teacher its own conditioning; plain labels
+        # (an image model's, with class dropout already applied) are shared as they are.
+        own_cond = getattr(self.model, "cond_from_weights", True)
+        if teacher is not None and own_cond and getattr(self.objective, "ema_teacher", False):
             with torch.no_grad():
                 teacher_cond = teacher.prepare_batch(batch)[1]
         return self.objective.loss(self.model, x1, cond, teacher, teacher_cond)

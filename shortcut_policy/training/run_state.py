@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from shortcut_policy.checkpoint import (
     CheckpointError,
@@ -28,7 +29,6 @@ from shortcut_policy.checkpoint import (
     save_checkpoint,
     unprefixed,
 )
-from shortcut_policy.models.policy_net import PolicyNetwork
 from shortcut_policy.tasks import TaskData
 from shortcut_policy.training import distributed
 from shortcut_policy.training.distributed import Rank
@@ -43,8 +43,8 @@ class Run:
 
     cfg: DictConfig
     data: TaskData
-    model: PolicyNetwork
-    ema: PolicyNetwork
+    model: nn.Module  # PolicyNetwork or ImageGenerator
+    ema: nn.Module
     objective: Any
     loss_fn: torch.nn.Module
     optimizer: torch.optim.Optimizer
