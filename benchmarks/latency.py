@@ -1,7 +1,7 @@
 """Batch-1 chunk latency per step budget, in ms and as a multiple of one bare forward pass.
 
     python benchmarks/latency.py --checkpoint runs/push_t/shortcut-unet_small-seed0 \
-        --steps 1 2 4 8 16 128 --threads 2
+        runs/push_t/flow-unet_small-seed0 runs/push_t/ddpm-unet_small-seed0 --threads 2
 
 Per DESIGN §4: median / p95 / p99 over ``--calls`` timed calls after warm-up, at batch 1, with
 the device and thread count stated. The bare forward pass is timed right before each budget so
@@ -34,6 +34,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", nargs="+", required=True)
     parser.add_argument("--steps", nargs="+", type=int, default=[1, 2, 4, 8, 16, 128])
+    parser.add_argument(
+        "--ddpm-steps",
+        nargs="+",
+        type=int,
+        default=[1, 2, 4, 8, 10, 16, 100],
+        help="budgets for DDPM checkpoints (100 = ancestral DDPM, fewer = DDIM)",
+    )
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
@@ -47,7 +54,8 @@ def main() -> None:
     for path in args.checkpoint:
         policy = ShortcutPolicy.from_pretrained(path, device=args.device)
         obs = probe_observation(policy)
-        for steps in args.steps:
+        budgets = args.ddpm_steps if policy.objective.name == "ddpm" else args.steps
+        for steps in budgets:
             forward = forward_latency(policy, obs, args.calls)
             chunk = chunk_latency(policy, obs, steps, args.calls)
             ratio = chunk["median_ms"] / forward["median_ms"]

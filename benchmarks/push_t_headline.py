@@ -1,0 +1,179 @@
+"""Push-T headline: shortcut vs flow matching vs DDPM/DDIM on the same data, network and budget.
+
+    python benchmarks/push_t_headline.py all            # train (or resume), evaluate, time, report
+    python benchmarks/push_t_headline.py report         # only rebuild the table and plot
+
+Each stage runs the documented commands, so every figure can also be reproduced by hand:
+
+1. ``python -m shortcut_policy.train task=push_t objective=<m> resume=true`` for m in shortcut,
+   flow, ddpm (the README's default config: unet_small, 4,000 steps, batch 256, seed 0);
+2. ``python -m shortcut_policy.rollout`` on each final checkpoint (EMA weights), 100 episodes
+   per budget on seeds 100000-100099 (demonstrations use 0-199): shortcut and flow at 1 ... 128
+   passes, DDPM at 100 (ancestral) and DDIM at 1, 2, 4, 8, 10, 16;
+3. ``benchmarks/latency.py`` on a quiet machine: batch-1 chunk latency per budget;
+4. the table (docs/results/push_t_headline.md) and the plot (docs/media/push_t_headline.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results"
+METHODS = {
+    "shortcut": [1, 2, 4, 8, 16, 32, 64, 128],
+    "flow": [1, 2, 4, 8, 16, 32, 64, 128],
+    "ddpm": [1, 2, 4, 8, 10, 16, 100],
+}
+LABELS = {"shortcut": "shortcut", "flow": "flow matching", "ddpm": "DDIM / DDPM-100"}
+
+
+def run_dir(method: str) -> Path:
+    return ROOT / "runs" / "push_t" / f"{method}-unet_small-seed0"
+
+
+def final_checkpoint(method: str) -> Path:
+    return run_dir(method) / "checkpoints" / "step_00004000.safetensors"
+
+
+def run(command: list[str]) -> None:
+    print("+", " ".join(command), flush=True)
+    subprocess.run(command, cwd=ROOT, check=True)
+
+
+def train(method: str, threads: int) -> None:
+    run(
+        [sys.executable, "-m", "shortcut_policy.train", "task=push_t", f"objective={method}"]
+        + ["resume=true", f"threads={threads}", "logging.progress=false"]
+    )
+
+
+def evaluate(method: str, workers: int, threads: int) -> None:
+    steps = ",".join(str(s) for s in METHODS[method])
+    out = ROOT / "runs" / "rollout" / "headline" / method
+    run(
+        [sys.executable, "-m", "shortcut_policy.rollout", f"checkpoint={final_checkpoint(method)}"]
+        + [f"steps=[{steps}]", "n_episodes=100", f"workers={workers}", f"threads={threads}"]
+        + ["latency_calls=20", "progress=false", f"out_dir={out}"]
+    )
+    report = json.loads((out / "report.json").read_text())
+    (RESULTS / f"push_t_{method}_rollout.json").write_text(json.dumps(report, indent=2))
+
+
+def time_latency(threads: int) -> None:
+    run(
+        [sys.executable, str(ROOT / "benchmarks" / "latency.py"), "--checkpoint"]
+        + [str(final_checkpoint(m)) for m in METHODS]
+        + ["--steps", *map(str, METHODS["shortcut"]), "--ddpm-steps", *map(str, METHODS["ddpm"])]
+        + ["--threads", str(threads), "--out", str(RESULTS / "latency_push_t_methods.json")]
+    )
+
+
+def budget_name(method: str, steps: int) -> str:
+    if method != "ddpm":
+        return str(steps)
+    return "DDPM 100" if steps == 100 else f"DDIM {steps}"
+
+
+def headline_rows() -> list[dict]:
+    """One row per (method, budget): success, score, latency (quiet-machine benchmark)."""
+    latency = json.loads((RESULTS / "latency_push_t_methods.json").read_text())
+    timed = {(r["objective"], r["steps"]): r for r in latency["rows"]}
+    rows = []
+    for method in METHODS:
+        report = json.loads((RESULTS / f"push_t_{method}_rollout.json").read_text())
+        for budget in report["budgets"]:
+            t = timed.get((method, budget["steps"]))
+            rows.append(
+                {
+                    "method": method,
+                    "steps": budget["steps"],
+                    "success": budget["success_rate"],
+                    "ci": budget["success_ci95"],
+                    "score": budget["mean_score"],
+                    "score_ci": budget["score_ci95"],
+                    "latency_ms": t["chunk"]["median_ms"] if t else None,
+                    "x_forward": t["x_forward"] if t else None,
+                }
+            )
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = [
+        "| method | passes | success [95% CI] | mean score [95% CI] | latency ms (batch 1) "
+        "| × forward |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        latency = f"{r['latency_ms']:.2f}" if r["latency_ms"] is not None else "n/a"
+        ratio = f"{r['x_forward']:.2f}" if r["x_forward"] is not None else "n/a"
+        lines.append(
+            f"| {LABELS[r['method']]} | {budget_name(r['method'], r['steps'])} "
+            f"| {r['success']:.2f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}] "
+            f"| {r['score']:.3f} [{r['score_ci'][0]:.3f}, {r['score_ci'][1]:.3f}] "
+            f"| {latency} | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=130)
+    for method, marker in zip(METHODS, "osD", strict=True):
+        mine = [r for r in rows if r["method"] == method and r["latency_ms"] is not None]
+        x = [r["latency_ms"] for r in mine]
+        y = [r["success"] for r in mine]
+        err = [[r["success"] - r["ci"][0] for r in mine], [r["ci"][1] - r["success"] for r in mine]]
+        ax.errorbar(x, y, yerr=err, marker=marker, capsize=2, label=LABELS[method])
+        for r, xi, yi in zip(mine, x, y, strict=True):
+            ax.annotate(str(r["steps"]), (xi, yi), textcoords="offset points", xytext=(3, 3))
+    ax.set_xscale("log")
+    ax.set_xlabel("chunk latency, batch 1, 2 CPU threads (ms, log scale)")
+    ax.set_ylabel("success rate (100 episodes)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("Push-T, unet_small, 4,000 steps; labels = network passes", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def report() -> None:
+    rows = headline_rows()
+    table = markdown(rows)
+    (RESULTS / "push_t_headline.md").write_text(table + "\n")
+    plot(rows, ROOT / "docs" / "media" / "push_t_headline.png")
+    print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stage", choices=["all", "train", "evaluate", "latency", "report"])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--workers", type=int, default=16, help="environment processes")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    if args.stage in ("all", "train"):
+        for method in args.methods:
+            train(method, args.threads)
+    if args.stage in ("all", "evaluate"):
+        for method in args.methods:
+            evaluate(method, args.workers, args.threads)
+    if args.stage in ("all", "latency"):
+        time_latency(args.threads)
+    if args.stage in ("all", "report"):
+        report()
+
+
+if __name__ == "__main__":
+    main()
