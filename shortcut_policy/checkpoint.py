@@ -53,8 +53,12 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     with open(path, "rb") as handle:
-        head = handle.read(2)
-    if head[:1] == b"\x80" or head == b"PK":
+        head = handle.read(9)
+    # safetensors: an 8-byte little-endian header length, then the JSON header. Its first byte
+    # may well be 0x80 or the bytes "PK", so only a file without "{" at offset 8 can be a
+    # pickle (0x80 ...) or a zip (PK...) written by torch.save.
+    is_safetensors = len(head) == 9 and head[8:9] == b"{"
+    if not is_safetensors and (head[:1] == b"\x80" or head[:2] == b"PK"):
         raise CheckpointError(
             f"{path} is a pickle or zip (torch.save) file; shortcut_policy loads only its own "
             "safetensors checkpoints, because unpickling can run arbitrary code"

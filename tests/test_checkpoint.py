@@ -58,3 +58,20 @@ def test_crash_during_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch
     assert newest.name == "step_00000001.safetensors"
     assert load_checkpoint(newest)[1]["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["step_00000001.safetensors"]
+
+
+@pytest.mark.parametrize(
+    "first_bytes,pads", [(b"\x80", range(0, 300)), (b"PK", range(19_000, 19_400))]
+)
+def test_header_length_that_looks_like_a_pickle_or_zip_still_loads(tmp_path, first_bytes, pads):
+    """The header length is little-endian: its first bytes can be 0x80 or "PK" by chance."""
+    path = tmp_path / "c.safetensors"
+    tensors = {"w": torch.zeros(3)}
+    for pad in pads:
+        save_checkpoint(path, tensors, {"step": 1, "pad": "x" * pad})
+        if path.read_bytes()[: len(first_bytes)] == first_bytes:
+            break
+    else:
+        pytest.fail("no padding gave the wanted header length")
+    loaded, meta = load_checkpoint(path)
+    assert meta["step"] == 1 and torch.equal(loaded["w"], tensors["w"])
