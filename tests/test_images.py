@@ -55,7 +55,7 @@ def test_short_training_lowers_the_loss_and_writes_grids_at_evaluation(
     assert final["eval/fd@1"] > 0 and 0 <= final["eval/accuracy@2"] <= 1
     assert final["eval/classifier_val_accuracy"] > 0.9  # the yardstick itself is sound
     grid = iio.imread(run.run_dir / "eval" / "step_00000060" / "samples_steps1.png")
-    assert grid.shape == (10 * 8 * 4, 10 * 8 * 4)  # 10 classes x 10 samples, 8 px x 4
+    assert grid.shape == (10 * 10 * 4, 10 * 10 * 4)  # 10 classes x 10 samples, 8 + 2 px x 4
 
     from shortcut_policy import sample_images
 
@@ -64,7 +64,7 @@ def test_short_training_lowers_the_loss_and_writes_grids_at_evaluation(
     monkeypatch.setattr(sys, "argv", [*argv, "--out", str(out), "--threads", "1"])
     sample_images.main()
     for steps in (1, 4):
-        assert iio.imread(out / f"samples_steps{steps}.png").shape == (320, 320)
+        assert iio.imread(out / f"samples_steps{steps}.png").shape == (400, 400)
 
 
 def test_store_with_another_image_shape_is_refused(digits_store, tmp_path):

@@ -41,8 +41,10 @@ def sample_images(
 
 
 def save_grid(path: str | os.PathLike, images: np.ndarray, rows: int, upscale: int = 4) -> Path:
-    """uint8 ``images (B, C, H, W)`` as a PNG grid of ``rows`` rows, pixels enlarged."""
-    grid = rearrange(images, "(r k) c h w -> (r h) (k w) c", r=rows)
+    """uint8 ``images (B, C, H, W)`` as a PNG grid of ``rows`` rows, each image framed by a
+    1-pixel grey border, pixels enlarged ``upscale`` times: ``rows * (H + 2) * upscale`` high."""
+    framed = np.pad(images, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=96)
+    grid = rearrange(framed, "(r k) c h w -> (r h) (k w) c", r=rows)
     grid = grid.repeat(upscale, axis=0).repeat(upscale, axis=1)
     if grid.shape[-1] == 1:
         grid = grid[..., 0]
