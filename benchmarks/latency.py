@@ -35,6 +35,13 @@ def main() -> None:
     parser.add_argument("--checkpoint", nargs="+", required=True)
     parser.add_argument("--steps", nargs="+", type=int, default=[1, 2, 4, 8, 16, 128])
     parser.add_argument(
+        "--flow-steps",
+        nargs="+",
+        type=int,
+        default=None,
+        help="budgets for flow-matching checkpoints (default: --steps)",
+    )
+    parser.add_argument(
         "--ddpm-steps",
         nargs="+",
         type=int,
@@ -54,7 +61,9 @@ def main() -> None:
     for path in args.checkpoint:
         policy = ShortcutPolicy.from_pretrained(path, device=args.device)
         obs = probe_observation(policy)
-        budgets = args.ddpm_steps if policy.objective.name == "ddpm" else args.steps
+        budgets = {"ddpm": args.ddpm_steps, "flow": args.flow_steps or args.steps}.get(
+            policy.objective.name, args.steps
+        )
         for steps in budgets:
             forward = forward_latency(policy, obs, args.calls)
             chunk = chunk_latency(policy, obs, steps, args.calls)
