@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -54,15 +55,18 @@ def save_grid(path: str | os.PathLike, images: np.ndarray, rows: int, upscale: i
     return path
 
 
-_CLASSIFIERS: dict[int, FeatureClassifier] = {}
+# Keyed by the dataset object itself (not its id(), which a later dataset may reuse), and
+# dropped with it.
+_CLASSIFIERS: weakref.WeakKeyDictionary[ImageDataset, FeatureClassifier] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def classifier_for(data: ImageDataset, num_classes: int) -> FeatureClassifier:
-    """The feature classifier of a training set (trained once per process, fixed seed)."""
-    key = id(data)
-    if key not in _CLASSIFIERS:
-        _CLASSIFIERS[key] = train_classifier(data.images, data.labels, num_classes)
-    return _CLASSIFIERS[key]
+    """The feature classifier of a training set (trained once per dataset, fixed seed)."""
+    if data not in _CLASSIFIERS:
+        _CLASSIFIERS[data] = train_classifier(data.images, data.labels, num_classes)
+    return _CLASSIFIERS[data]
 
 
 def evaluate_image_model(
