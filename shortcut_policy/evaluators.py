@@ -17,6 +17,7 @@ from shortcut_policy.tasks import import_callable
 EVALUATORS = {
     "bimodal": "shortcut_policy.evaluators:evaluate_bimodal",
     "push_t": "shortcut_policy.evaluators:evaluate_rollouts",
+    "rollouts": "shortcut_policy.evaluators:evaluate_rollouts",  # any task with task.env
     "images": "shortcut_policy.evaluation.image_samples:evaluate_image_model",
 }
 

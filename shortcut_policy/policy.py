@@ -5,6 +5,9 @@
     while True:
         action = policy.select_action({"keypoint": kp, "state": state})   # one action, (Da,)
 
+Camera observations are passed as cameras give them, ``(H, W, 3)`` uint8 (e.g.
+``{"img": frame, "agent_pos": xy}`` for ``push_t_image``); the policy converts them.
+
 Three numbers define how a chunk is used (Push-T low-dim defaults in brackets):
 
 | name             | meaning                                                          | Push-T |
@@ -44,6 +47,7 @@ from shortcut_policy.checkpoint import (
     prefixed,
     save_checkpoint,
 )
+from shortcut_policy.data.obs_space import RGB, obs_types
 from shortcut_policy.inference import sample_action_chunk
 from shortcut_policy.pretrained import load_policy_network
 
@@ -129,6 +133,7 @@ class ShortcutPolicy:
         self.meta = dict(meta)
         self.spec = dict(meta["spec"])
         self.obs_shapes = {key: tuple(shape) for key, shape in self.spec["obs_shapes"].items()}
+        self.obs_types = obs_types(self.spec)
         self.n_obs_steps = int(self.spec["n_obs_steps"])
         self.horizon = int(self.spec["horizon"])
         self.n_action_steps = int(self.spec["n_action_steps"])
@@ -211,9 +216,9 @@ class ShortcutPolicy:
     ) -> np.ndarray:
         """Observations ``{key: (B, n_obs_steps, *shape)}`` -> actions ``(B, horizon, Da)``."""
         checked = self.validate(obs, batched=True)
+        # Frames travel as uint8 (4x less to copy to the GPU); the encoder converts them.
         tensors = {
-            key: torch.as_tensor(value, device=self.device, dtype=torch.float32)
-            for key, value in checked.items()
+            key: torch.as_tensor(value, device=self.device) for key, value in checked.items()
         }
         chunk = sample_action_chunk(
             self.network, self.objective, tensors, steps or self.steps, self.generator
@@ -248,10 +253,46 @@ class ShortcutPolicy:
         lead = value.shape[: max(n_lead, 0)]
         ok_lead = (len(lead) == 2 and lead[1] == self.n_obs_steps) if batched else n_lead == 0
         if n_lead < 0 or value.shape[n_lead:] != expected or not ok_lead:
+            if self.obs_types[key] == RGB:
+                raise ValueError(frame_shape_error(key, value.shape, expected, batched))
             want = f"(B, {self.n_obs_steps}, *{expected})" if batched else str(expected)
             raise ValueError(f"observation {key!r} has shape {tuple(value.shape)}; expected {want}")
+        if self.obs_types[key] == RGB:
+            return checked_frames(key, value)
         finite = np.isfinite(value)
         if not finite.all():
             first = tuple(int(i) for i in np.argwhere(~finite)[0])
             raise ValueError(f"observation {key!r} contains NaN or inf (first at index {first})")
         return value.astype(np.float32, copy=False)
+
+
+def frame_shape_error(key: str, shape: tuple[int, ...], expected: tuple[int, ...], batched: bool):
+    """The message for a camera frame of the wrong size or channel order."""
+    height, width, _ = expected
+    frame = tuple(shape[-3:])
+    want = f"(B, n_obs_steps, {height}, {width}, 3)" if batched else f"({height}, {width}, 3)"
+    if frame == (3, height, width):
+        return (
+            f"camera {key!r} frame has shape {tuple(shape)}: channels first; pass H x W x 3 as "
+            f"cameras give it, {want} (np.moveaxis(frame, -3, -1))"
+        )
+    if len(shape) >= 3 and shape[-1] == 3 and frame != expected:
+        return (
+            f"camera {key!r} gives {shape[-3]}x{shape[-2]} frames but the policy was trained on "
+            f"{height}x{width}; resize the frames to {height}x{width} (shape {want})"
+        )
+    return f"camera {key!r} frame has shape {tuple(shape)}; expected {want} RGB"
+
+
+def checked_frames(key: str, value: np.ndarray) -> np.ndarray:
+    """uint8 frames as they are; float frames must already be in [0, 1]."""
+    if value.dtype == np.uint8:
+        return value
+    if not np.issubdtype(value.dtype, np.floating):
+        raise ValueError(f"camera {key!r} frames are {value.dtype}; pass uint8 (0..255)")
+    if not np.isfinite(value).all() or value.min() < 0 or value.max() > 1:
+        raise ValueError(
+            f"camera {key!r} float frames must be finite and in [0, 1] (got "
+            f"{np.nanmin(value):.3g}..{np.nanmax(value):.3g}); pass uint8 frames or divide by 255"
+        )
+    return value.astype(np.float32, copy=False)

@@ -12,6 +12,7 @@ import torch
 
 from shortcut_policy.checkpoint import CheckpointError, load_checkpoint, unprefixed
 from shortcut_policy.data.normalizer import RangeNormalizer
+from shortcut_policy.data.obs_space import low_dim_keys
 from shortcut_policy.models import build_network
 from shortcut_policy.objectives import build_objective
 
@@ -30,7 +31,7 @@ def load_policy_network(
     spec, config = meta["spec"], meta["config"]
     normalizer = None
     if spec.get("kind") != "images":  # statistics come from the checkpoint, never refitted
-        shapes = {key: tuple(shape) for key, shape in spec["obs_shapes"].items()}
+        shapes = {key: tuple(spec["obs_shapes"][key]) for key in low_dim_keys(spec)}
         shapes["action"] = (spec["action_dim"],)
         normalizer = RangeNormalizer.empty_like(shapes)
     network = build_network(spec, config["model"], normalizer)

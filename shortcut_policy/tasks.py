@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 from shortcut_policy.data.dataset import SequenceDataset, split_episodes
 from shortcut_policy.data.images import ImageDataset, read_image_store
 from shortcut_policy.data.normalizer import RangeNormalizer
+from shortcut_policy.data.obs_space import checked_against_store, low_dim_keys, task_observations
 from shortcut_policy.data.replay_buffer import DatasetError, ReplayBuffer
 
 # dataset.generator name -> "module:function(path, **dataset.generator_args)" that writes a store.
@@ -21,6 +22,7 @@ GENERATORS = {
     "bimodal": "shortcut_policy.data.bimodal:make_bimodal_store",
     "push_t": "envs.push_t.demos:make_push_t_store",
     "digits": "shortcut_policy.data.images:make_digits_store",
+    "metaworld": "envs.metaworld.demos:make_metaworld_store",
 }
 
 # Absolute, so the entry points also work when imported (not only with ``python -m``).
@@ -32,6 +34,7 @@ PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "data" / "pretrained"
 # task.env.name -> "module:function(**task.env)" building a gymnasium env for rollouts.
 ENVIRONMENTS = {
     "push_t": "envs.push_t.policy_env:make_policy_env",
+    "metaworld": "envs.metaworld.env:make_policy_env",
 }
 
 
@@ -140,14 +143,16 @@ def load_task_data(task_cfg: Any, dataset_cfg: Any) -> TaskData:
     """
     if task_cfg.get("kind") == "images":
         return load_image_data(task_cfg, dataset_cfg)
-    obs_keys = list(task_cfg["obs_keys"])
+    described = task_observations(task_cfg)
     action_key = task_cfg["action_key"]
-    buffer = ReplayBuffer.open(ensure_dataset(dataset_cfg), keys=[*obs_keys, action_key])
+    path = ensure_dataset(dataset_cfg)
+    buffer = ReplayBuffer.open(path, keys=[*described, action_key])
+    observations = checked_against_store(described, buffer.data, path)
     train_eps, val_eps = split_episodes(
         buffer.n_episodes, dataset_cfg["val_fraction"], dataset_cfg["split_seed"]
     )
     window = dict(
-        obs_keys=obs_keys,
+        obs_keys=list(observations),
         action_key=action_key,
         horizon=task_cfg["horizon"],
         n_obs_steps=task_cfg["n_obs_steps"],
@@ -155,17 +160,20 @@ def load_task_data(task_cfg: Any, dataset_cfg: Any) -> TaskData:
     )
     train = SequenceDataset(buffer, episodes=train_eps, **window)
     val = SequenceDataset(buffer, episodes=val_eps, **window) if len(val_eps) else None
-    arrays = train.episode_arrays([*obs_keys, action_key], train_eps)
-    arrays["action"] = arrays.pop(action_key)
     spec = {
         "task": task_cfg["name"],
-        "obs_shapes": {key: list(buffer.data[key].shape[1:]) for key in obs_keys},
+        "obs_shapes": {key: entry["shape"] for key, entry in observations.items()},
+        "obs_types": {key: entry["type"] for key, entry in observations.items()},
         "action_key": action_key,
         "action_dim": int(buffer.data[action_key].shape[-1]),
         "horizon": task_cfg["horizon"],
         "n_obs_steps": task_cfg["n_obs_steps"],
         "n_action_steps": task_cfg["n_action_steps"],
     }
+    # Statistics for vectors only: frames map to [0, 1] by their type, and reading every
+    # frame just to fit them would decode the whole store.
+    arrays = train.episode_arrays([*low_dim_keys(spec), action_key], train_eps)
+    arrays["action"] = arrays.pop(action_key)
     env_cfg = dict(task_cfg.get("env") or {}) or None
     return TaskData(train, val, RangeNormalizer.fit(arrays), spec, env_cfg)
 

@@ -27,7 +27,10 @@ STORE_KEYS = ("state", "keypoint", "action")
 def _collect_one(job: tuple[int, str, bool]) -> tuple[int, bool]:
     seed, partial, render = job
     episode = run_expert_episode(seed, render=render)
-    arrays = {key: episode[key] for key in (*STORE_KEYS, *(("img",) if render else ()))}
+    arrays = {key: episode[key] for key in STORE_KEYS}
+    if render:  # the camera observation of Diffusion Policy's image task: frame + pusher x, y
+        arrays["img"] = episode["img"]
+        arrays["agent_pos"] = episode["state"][:, :2]
     target = Path(partial) / f"seed_{seed}.npz"
     tmp = target.with_name(target.stem + ".tmp.npz")
     np.savez(tmp, **arrays, success=episode["success"], score=episode["score"])

@@ -28,6 +28,27 @@ class StoreKeyObservation(gym.ObservationWrapper):
         }
 
 
-def make_policy_env(max_steps: int = 300) -> gym.Env:
-    """A Push-T env for rollouts; ``info`` carries ``is_success`` and the running ``score``."""
+class StoreKeyPixels(gym.ObservationWrapper):
+    """``{"img": (96, 96, 3) uint8, "agent_pos": (2,) float32}``, the keys of the image store."""
+
+    def __init__(self, env: PushTEnv) -> None:
+        super().__init__(env)
+        spaces = env.observation_space.spaces
+        self.observation_space = gym.spaces.Dict(
+            {"img": spaces["image"], "agent_pos": spaces["agent_pos"]}
+        )
+
+    def observation(self, observation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"img": observation["image"], "agent_pos": observation["agent_pos"]}
+
+
+def make_policy_env(max_steps: int = 300, obs_mode: str = "state") -> gym.Env:
+    """A Push-T env for rollouts; ``info`` carries ``is_success`` and the running ``score``.
+
+    ``obs_mode``: ``state`` (keypoints + state vector) or ``pixels`` (camera frame + pusher).
+    """
+    if obs_mode == "pixels":
+        return StoreKeyPixels(PushTEnv(obs_mode="pixels", max_steps=max_steps))
+    if obs_mode != "state":
+        raise ValueError(f"push_t env obs_mode must be 'state' or 'pixels', not {obs_mode!r}")
     return StoreKeyObservation(PushTEnv(obs_mode="state", max_steps=max_steps))

@@ -78,7 +78,7 @@ class SequenceDataset(Dataset):
 
     def episode_arrays(self, keys: Sequence[str], episodes: np.ndarray) -> dict[str, np.ndarray]:
         """Concatenated raw arrays of the given episodes (for fitting the normalizer)."""
-        parts = [self.buffer.episode(int(ep)) for ep in episodes]
+        parts = [self.buffer.episode(int(ep), keys) for ep in episodes]
         return {key: np.concatenate([part[key] for part in parts]) for key in keys}
 
 

@@ -23,10 +23,11 @@ class DatasetError(ValueError):
 
 
 class ReplayBuffer:
-    """In-memory view of concatenated episodes.
+    """Concatenated episodes (in memory; camera frames may stay lazily on disk, see ``open``).
 
     Attributes:
-        data: key -> array ``(N, ...)``, N = total steps over all episodes.
+        data: key -> array ``(N, ...)`` (numpy, or a zarr array for lazy frames), N = total
+            steps over all episodes.
         episode_ends: ``(E,)`` int64, strictly increasing, last equal to N.
     """
 
@@ -48,8 +49,15 @@ class ReplayBuffer:
         return cls(data, ends)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, keys: Sequence[str] | None = None) -> ReplayBuffer:
-        """Read a store (directory or ``.zip``, zarr format 2 or 3); ``keys`` selects arrays."""
+    def open(
+        cls, path: str | os.PathLike, keys: Sequence[str] | None = None, lazy_frames: bool = True
+    ) -> ReplayBuffer:
+        """Read a store (directory or ``.zip``, zarr format 2 or 3); ``keys`` selects arrays.
+
+        With ``lazy_frames`` camera frames (uint8 arrays of rank 4) stay on disk as zarr arrays
+        and are decoded when a window is read (in the data loader's workers), so a store larger
+        than memory trains; everything else is loaded.
+        """
         group = _open_group(Path(path))
         if "meta" not in group or "episode_ends" not in group["meta"]:
             raise DatasetError(
@@ -64,7 +72,7 @@ class ReplayBuffer:
                 f"{path} lacks data keys {missing}; it has {available}. "
                 "Point the task's obs/action keys at keys the store has."
             )
-        data = {key: np.asarray(group["data"][key][:]) for key in wanted}
+        data = {key: _load(group["data"][key], lazy_frames) for key in wanted}
         try:
             return cls(data, np.asarray(group["meta"]["episode_ends"][:]))
         except DatasetError as err:
@@ -83,11 +91,11 @@ class ReplayBuffer:
     def episode_lengths(self) -> np.ndarray:
         return np.diff(self.episode_ends, prepend=0)
 
-    def episode(self, index: int) -> dict[str, np.ndarray]:
-        """All arrays of one episode, each ``(T_i, ...)``."""
+    def episode(self, index: int, keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """The arrays (``keys``, default all) of one episode, each ``(T_i, ...)``."""
         start = 0 if index == 0 else int(self.episode_ends[index - 1])
         end = int(self.episode_ends[index])
-        return {key: value[start:end] for key, value in self.data.items()}
+        return {key: np.asarray(self.data[key][start:end]) for key in keys or self.data}
 
     def validate(self) -> None:
         """Check episode boundaries against array lengths and floats for NaN/inf."""
@@ -97,9 +105,9 @@ class ReplayBuffer:
         if np.any(np.diff(ends, prepend=0) <= 0):
             raise DatasetError("meta/episode_ends must be strictly increasing and positive")
         for key, value in self.data.items():
-            if len(value) != ends[-1]:
+            if value.shape[0] != ends[-1]:
                 raise DatasetError(
-                    f"data/{key} has {len(value)} steps but meta/episode_ends says "
+                    f"data/{key} has {value.shape[0]} steps but meta/episode_ends says "
                     f"{int(ends[-1])}; the store is truncated or was written inconsistently"
                 )
             if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
@@ -130,8 +138,7 @@ class ReplayBuffer:
         shutil.rmtree(tmp, ignore_errors=True)
         group = zarr.open_group(str(tmp), mode="w", zarr_format=zarr_format)
         for key, value in self.data.items():
-            frame = value.dtype == np.uint8 and value.ndim == 4
-            chunks = (1 if frame else min(chunk_steps, len(value)), *value.shape[1:])
+            chunks = (1 if is_frames(value) else min(chunk_steps, len(value)), *value.shape[1:])
             _write_array(group, f"data/{key}", value, chunks, zarr_format)
         meta = {"episode_ends": self.episode_ends, **(meta or {})}
         for key, value in meta.items():
@@ -145,6 +152,15 @@ class ReplayBuffer:
             os.replace(path, old)
         os.replace(tmp, path)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def is_frames(value) -> bool:
+    """Camera frames: uint8 ``(N, H, W, C)`` (chunked one frame per chunk when written)."""
+    return np.dtype(value.dtype) == np.uint8 and len(value.shape) == 4
+
+
+def _load(array, lazy_frames: bool):
+    return array if lazy_frames and is_frames(array) else np.asarray(array[:])
 
 
 def _compressor(zarr_format: int):

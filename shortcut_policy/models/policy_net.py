@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,29 +13,20 @@ import torch
 from torch import nn
 
 from shortcut_policy.data.normalizer import RangeNormalizer
+from shortcut_policy.models.obs_encoder import ObservationEncoder
 from shortcut_policy.models.unet1d import ConditionalUnet1D
-
-
-class LowDimObsEncoder(nn.Module):
-    """Normalized low-dimensional observations, flattened: ``{k: (B, n_obs, *shape)} -> (B, F)``."""
-
-    def __init__(self, obs_shapes: Mapping[str, tuple[int, ...]], n_obs_steps: int) -> None:
-        super().__init__()
-        self.keys = list(obs_shapes)
-        self.out_dim = n_obs_steps * sum(math.prod(shape) for shape in obs_shapes.values())
-
-    def forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return torch.cat([obs[key].flatten(1) for key in self.keys], dim=-1)
 
 
 class PolicyNetwork(nn.Module):
     """Everything a policy's weights hold.
 
     Args:
-        spec: data description ``{"obs_shapes": {key: shape}, "action_dim", "horizon",
-            "n_obs_steps", "action_key"}`` (plain data, saved in checkpoints).
-        head: model config fields for :class:`ConditionalUnet1D` (``down_dims`` ...).
-        normalizer: fitted statistics for every observation key and ``"action"``.
+        spec: data description ``{"obs_shapes": {key: shape}, "obs_types": {key: type},
+            "action_dim", "horizon", "n_obs_steps", "action_key"}`` (plain data, saved in
+            checkpoints; see :mod:`shortcut_policy.data.obs_space`).
+        head: model config fields for :class:`ConditionalUnet1D` (``down_dims`` ...) and
+            ``vision`` for the camera encoders (``models.vision.VisionConfig``).
+        normalizer: fitted statistics for every low-dimensional observation key and ``"action"``.
     """
 
     def __init__(
@@ -45,19 +35,33 @@ class PolicyNetwork(nn.Module):
         super().__init__()
         self.spec = dict(spec)
         self.normalizer = normalizer
-        self.obs_encoder = LowDimObsEncoder(
-            {k: tuple(v) for k, v in spec["obs_shapes"].items()}, spec["n_obs_steps"]
-        )
+        head = dict(head)
+        self.obs_encoder = ObservationEncoder(spec, head.pop("vision", None))
         self.head = ConditionalUnet1D(
             action_dim=spec["action_dim"], cond_dim=self.obs_encoder.out_dim, **head
         )
 
     def encode(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Raw observations ``{key: (B, n_obs_steps, *shape)}`` -> conditioning ``(B, F)``."""
-        normalized = {
-            key: self.normalizer.normalize(key, obs[key]) for key in self.obs_encoder.keys
-        }
-        return self.obs_encoder(normalized)
+        """Raw observations ``{key: (B, n_obs_steps, *shape)}`` -> conditioning ``(B, F)``.
+
+        Vectors are normalized here; camera frames (uint8 or float in [0, 1]) go to the encoder
+        as they are.
+        """
+        missing = [
+            k for k in (*self.obs_encoder.low_dim_keys, *self.obs_encoder.rgb_keys) if k not in obs
+        ]
+        if missing:
+            raise KeyError(f"observation batch lacks key(s) {missing}; it has {sorted(obs)}")
+        inputs = dict(obs)
+        for key in self.obs_encoder.low_dim_keys:
+            inputs[key] = self.normalizer.normalize(key, obs[key])
+        return self.obs_encoder(inputs)
+
+    def augment(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        """The batch with random crops of its camera frames (training only; see the encoder)."""
+        if not self.training or not self.obs_encoder.rgb_keys:
+            return dict(batch)
+        return {**batch, "obs": self.obs_encoder.augment(batch["obs"])}
 
     def prepare_batch(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """Training pair ``(x1, cond)``: normalized actions ``(B, H, Da)`` and conditioning."""

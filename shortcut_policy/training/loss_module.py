@@ -32,6 +32,8 @@ class ObjectiveLoss(nn.Module):
         self.objective = objective
 
     def forward(self, batch: dict, teacher: nn.Module | None) -> tuple[torch.Tensor, dict]:
+        if hasattr(self.model, "augment"):  # one augmentation, seen by student and teacher
+            batch = self.model.augment(batch)
         x1, cond = self.model.prepare_batch(batch)
         teacher_cond = None
         # A learned encoder (a policy's) gives the teacher its own conditioning; plain labels

@@ -1,0 +1,145 @@
+"""Camera observations end to end: rendered store -> lazy frames -> loss -> policy."""
+
+import numpy as np
+import pytest
+import torch
+import zarr
+from torch.utils.data import DataLoader
+
+from envs.push_t.demos import make_push_t_store
+from shortcut_policy import ShortcutPolicy
+from shortcut_policy.data.replay_buffer import DatasetError
+from shortcut_policy.evaluators import evaluate_rollouts
+from shortcut_policy.models import build_network
+from shortcut_policy.objectives import build_objective
+from shortcut_policy.tasks import load_task_data
+from shortcut_policy.train import train
+from shortcut_policy.training.loss_module import ObjectiveLoss
+from tests.conftest import quick_run
+
+TINY_VISION = [
+    "model.vision.channels=[8,16]",
+    "model.vision.keypoints=4",
+    "model.vision.feature_dim=16",
+]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("pixels") / "push_t_image.zarr"
+    make_push_t_store(path, n_episodes=3, start_seed=0, workers=1, render=True)
+    return path
+
+
+def image_config(tmp_path, store, *extra):
+    return quick_run(
+        tmp_path,
+        f"dataset.path={store}",
+        "dataset.val_fraction=0",
+        "train.steps=4",
+        "train.batch_size=8",
+        "train.num_workers=1",
+        "train.warmup_steps=1",
+        "checkpoint_every=4",
+        "eval_every=0",
+        *TINY_VISION,
+        *extra,
+        task="push_t_image",
+    )
+
+
+def test_frames_are_stored_uint8_one_per_chunk_and_compressed(store):
+    frames = zarr.open_group(str(store), mode="r")["data/img"]
+    assert frames.dtype == np.uint8 and frames.shape[1:] == (96, 96, 3)
+    assert frames.chunks == (1, 96, 96, 3)
+    on_disk = sum(f.stat().st_size for f in (store / "data" / "img").rglob("*") if f.is_file())
+    assert on_disk < frames.nbytes / 3  # compressed
+
+
+def test_hybrid_batch_flows_from_the_store_through_the_loss(tmp_path, store):
+    cfg = image_config(tmp_path, store)
+    data = load_task_data(cfg.task, cfg.dataset)
+    assert not isinstance(data.train.buffer.data["img"], np.ndarray)  # decoded on read
+    assert data.spec["obs_types"] == {"img": "rgb", "agent_pos": "low_dim"}
+    assert data.normalizer.keys == ["agent_pos", "action"]  # no statistics for frames
+    item = data.train[0]
+    assert item["obs"]["img"].dtype == torch.uint8
+    assert item["obs"]["img"].shape == (2, 96, 96, 3)
+    batch = next(iter(DataLoader(data.train, batch_size=4, shuffle=True, num_workers=1)))
+    network = build_network(data.spec, cfg.model, data.normalizer).train()
+    loss, metrics = ObjectiveLoss(network, build_objective(cfg.objective))(batch, None)
+    loss.backward()
+    assert torch.isfinite(loss)
+    stem = network.obs_encoder.cameras["shared"].stem[0].weight
+    assert stem.grad is not None and stem.grad.abs().sum() > 0
+
+
+def test_student_and_teacher_see_the_same_crop(tmp_path, store):
+    cfg = image_config(tmp_path, store)
+    data = load_task_data(cfg.task, cfg.dataset)
+    network = build_network(data.spec, cfg.model, data.normalizer).train()
+    batch = next(iter(DataLoader(data.train, batch_size=4)))
+    augmented = network.augment(batch)
+    assert augmented["obs"]["img"].shape == (4, 2, 84, 84, 3)
+    teacher = build_network(data.spec, cfg.model, data.normalizer).eval()
+    teacher.load_state_dict(network.state_dict())
+    with torch.no_grad():  # the eval-mode teacher must not crop the crop again
+        student_cond = network.eval().prepare_batch(augmented)[1]
+        torch.testing.assert_close(teacher.prepare_batch(augmented)[1], student_cond)
+
+
+def test_store_shape_that_differs_from_the_task_is_named(tmp_path, store):
+    cfg = image_config(tmp_path, store, "task.obs.img.shape=[64,64,3]")
+    with pytest.raises(DatasetError, match=r"data/img has shape \[96, 96, 3\].*task.obs.img"):
+        load_task_data(cfg.task, cfg.dataset)
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory, store):
+    tmp = tmp_path_factory.mktemp("image_run")
+    train(image_config(tmp, store))
+    return tmp / "run"
+
+
+def camera_obs(seed=0, dtype=np.uint8):
+    frame = np.random.default_rng(seed).integers(0, 256, (96, 96, 3)).astype(np.uint8)
+    if dtype != np.uint8:
+        frame = frame.astype(dtype) / 255.0
+    return {"img": frame, "agent_pos": np.array([200.0, 300.0], dtype=np.float32)}
+
+
+def test_policy_acts_from_uint8_camera_frames(image_run):
+    policy = ShortcutPolicy.from_pretrained(image_run, device="cpu", steps=1)
+    policy.seed(0)
+    action = policy.select_action(camera_obs())
+    assert action.shape == (2,) and np.isfinite(action).all()
+    policy.reset()
+    policy.seed(0)
+    as_float = policy.select_action(camera_obs(dtype=np.float32))
+    np.testing.assert_allclose(action, as_float, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "frame, message",
+    [
+        (np.zeros((3, 96, 96), np.uint8), "camera 'img' frame has shape .* channels first"),
+        (np.zeros((120, 160, 3), np.uint8), "camera 'img' gives 120x160 frames .* 96x96"),
+        (np.full((96, 96, 3), 255.0, np.float32), "camera 'img' float frames must be .* in"),
+        (np.zeros((96, 96, 3), np.int64), "camera 'img' frames are int64"),
+    ],
+)
+def test_bad_camera_frames_are_named(image_run, frame, message):
+    policy = ShortcutPolicy.from_pretrained(image_run, device="cpu", steps=1)
+    with pytest.raises(ValueError, match=message):
+        policy.select_action({"img": frame, "agent_pos": np.zeros(2, np.float32)})
+
+
+def test_image_policy_rolls_out_in_the_pixel_simulator(image_run, tmp_path, store):
+    policy = ShortcutPolicy.from_pretrained(image_run, device="cpu", steps=1)
+    cfg = image_config(tmp_path, store, "task.env.max_steps=12")
+    data = load_task_data(cfg.task, cfg.dataset)
+    metrics = evaluate_rollouts(
+        policy.network, policy.objective, data, [1], n_episodes=1, workers=1
+    )
+    assert set(metrics) == {"success@1", "score@1"}
+    assert 0.0 <= metrics["score@1"] <= 1.0
