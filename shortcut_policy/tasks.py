@@ -23,6 +23,8 @@ GENERATORS = {
     "push_t": "envs.push_t.demos:make_push_t_store",
     "digits": "shortcut_policy.data.images:make_digits_store",
     "metaworld": "envs.metaworld.demos:make_metaworld_store",
+    "robosuite": "envs.robosuite.demos:make_robosuite_store",
+    "robomimic": "shortcut_policy.data.robomimic_hdf5:make_robomimic_store",
 }
 
 # Absolute, so the entry points also work when imported (not only with ``python -m``).
@@ -35,6 +37,7 @@ PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "data" / "pretrained"
 ENVIRONMENTS = {
     "push_t": "envs.push_t.policy_env:make_policy_env",
     "metaworld": "envs.metaworld.env:make_policy_env",
+    "robosuite": "envs.robosuite.env:make_policy_env",
 }
 
 
