@@ -143,3 +143,22 @@ def test_image_policy_rolls_out_in_the_pixel_simulator(image_run, tmp_path, stor
     )
     assert set(metrics) == {"success@1", "score@1"}
     assert 0.0 <= metrics["score@1"] <= 1.0
+
+
+def test_teacher_encodes_only_the_consistency_rows(tmp_path, store):
+    cfg = image_config(tmp_path, store)
+    data = load_task_data(cfg.task, cfg.dataset)
+    network = build_network(data.spec, cfg.model, data.normalizer).eval()  # no crops: compare
+    teacher = build_network(data.spec, cfg.model, data.normalizer).eval()
+    objective = build_objective(cfg.objective)
+    batch = next(iter(DataLoader(data.train, batch_size=16)))
+    seen = []
+    real = teacher.prepare_batch
+    teacher.prepare_batch = lambda b: seen.append(len(b["action"])) or real(b)
+    torch.manual_seed(3)
+    loss, _ = ObjectiveLoss(network, objective)(batch, teacher)
+    assert seen == [objective.consistency_rows(16)] == [2]
+    torch.manual_seed(3)
+    x1, cond = network.prepare_batch(batch)
+    expected, _ = objective.loss(network, x1, cond, teacher, real(batch)[1])
+    torch.testing.assert_close(loss, expected)

@@ -39,11 +39,10 @@ def summarize_ms(times_ms: np.ndarray) -> dict[str, float]:
 
 
 def example_batch(policy: ShortcutPolicy, obs: Mapping[str, np.ndarray], batch: int) -> dict:
-    """``obs`` (one observation) repeated into ``{key: (batch, n_obs_steps, *shape)}``."""
+    """``obs`` (one observation) repeated into ``{key: (batch, n_obs_steps, *shape)}``; the
+    dtype is kept, so camera frames stay uint8 as a camera gives them."""
     return {
-        key: np.broadcast_to(
-            np.asarray(value, np.float32), (batch, policy.n_obs_steps, *np.shape(value))
-        ).copy()
+        key: np.broadcast_to(value, (batch, policy.n_obs_steps, *np.shape(value))).copy()
         for key, value in obs.items()
     }
 
@@ -54,7 +53,8 @@ def forward_latency(
 ) -> dict[str, float]:
     """One bare ``network(x, t, d, cond)`` call at batch 1 (no encoding, no sampling loop)."""
     batch = example_batch(policy, obs, 1)
-    tensors = {k: torch.as_tensor(v, device=policy.device) for k, v in batch.items()}
+    checked = policy.validate(batch, batched=True)
+    tensors = {k: torch.as_tensor(v, device=policy.device) for k, v in checked.items()}
     cond = policy.network.encode(tensors)
     x = torch.randn(policy.network.sample_shape(1), device=policy.device)
     t = torch.zeros(1, device=policy.device)

@@ -40,9 +40,23 @@ class ObjectiveLoss(nn.Module):
         # (an image model's, with class dropout already applied) are shared as they are.
         own_cond = getattr(self.model, "cond_from_weights", True)
         if teacher is not None and own_cond and getattr(self.objective, "ema_teacher", False):
-            with torch.no_grad():
-                teacher_cond = teacher.prepare_batch(batch)[1]
+            # The teacher only sees the consistency rows, which come first: encoding just those
+            # saves most of a second encoder pass (cameras make it the costly part).
+            count = getattr(self.objective, "consistency_rows", None)
+            rows = count(len(x1)) if count is not None else len(x1)
+            if rows:
+                with torch.no_grad():
+                    teacher_cond = teacher.prepare_batch(first_rows(batch, rows))[1]
         return self.objective.loss(self.model, x1, cond, teacher, teacher_cond)
+
+
+def first_rows(batch: Any, n: int) -> Any:
+    """The first ``n`` rows of every tensor in a (nested) batch."""
+    if isinstance(batch, torch.Tensor):
+        return batch[:n]
+    if isinstance(batch, dict):
+        return {key: first_rows(value, n) for key, value in batch.items()}
+    return batch
 
 
 def loss_module(model: nn.Module, objective: Any, rank: Rank, device: torch.device) -> nn.Module:
