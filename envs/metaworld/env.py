@@ -78,6 +78,8 @@ class MetaWorldEnv(gym.Env):
         self._env.camera_name = camera
         self._env.width = self._env.height = render_size
         self.max_steps = int(max_steps)
+        # MetaWorld refuses to step past its own limit (500); ours decides when episodes end.
+        self._env.max_path_length = max(self._env.max_path_length, self.max_steps)
         self.observation_space = gym.spaces.Dict(
             {"state": gym.spaces.Box(-np.inf, np.inf, shape=(39,), dtype=np.float32)}
         )

@@ -88,7 +88,8 @@ def collect_robosuite_hdf5(
                 seeds.append(seed)
             else:
                 failed.append(seed)
-            print(f"[demos] {task} seed {seed}: {'ok' if seed in seeds else 'failed'}", flush=True)
+            status = "ok" if seed in seeds else "failed"
+            print(f"[demos] {task} seed {seed}: {status}", flush=True)
     finally:
         if owned:
             env.close()
