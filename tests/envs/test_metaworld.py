@@ -107,3 +107,12 @@ def test_rollout_of_a_tiny_policy_writes_its_report(tmp_path):
     assert report["task"] == "metaworld_reach" and row["steps"] == 1
     assert [e["seed"] for e in row["episodes"]] == [100000, 100001]
     assert all(e["length"] <= 12 for e in row["episodes"]) and row["faults"] == []
+
+
+def test_unknown_task_config_lists_the_known_ones():
+    from hydra.errors import MissingConfigException
+
+    from tests.conftest import make_config
+
+    with pytest.raises(MissingConfigException, match=r"(?s)lift.*metaworld_pick_place"):
+        make_config("task=metaworld_pick")
