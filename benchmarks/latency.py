@@ -17,7 +17,7 @@ import json
 import torch
 
 from shortcut_policy import ShortcutPolicy
-from shortcut_policy.evaluation.latency import chunk_latency, forward_latency
+from shortcut_policy.evaluation.latency import chunk_latency, encode_latency, forward_latency
 from shortcut_policy.tasks import env_factory
 
 
@@ -56,8 +56,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rows = []
     print(f"device {args.device}, {args.threads} threads, batch 1, {args.calls} calls")
-    print("| checkpoint | objective | steps | median ms | p95 ms | p99 ms | x forward |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| checkpoint | objective | steps | median ms | p95 ms | p99 ms | x forward | encode ms |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for path in args.checkpoint:
         policy = ShortcutPolicy.from_pretrained(path, device=args.device)
         obs = probe_observation(policy)
@@ -66,6 +68,7 @@ def main() -> None:
         )
         for steps in budgets:
             forward = forward_latency(policy, obs, args.calls)
+            encode = encode_latency(policy, obs, args.calls)
             chunk = chunk_latency(policy, obs, steps, args.calls)
             ratio = chunk["median_ms"] / forward["median_ms"]
             rows.append(
@@ -75,12 +78,14 @@ def main() -> None:
                     "steps": steps,
                     "chunk": chunk,
                     "forward": forward,
+                    "encode": encode,
                     "x_forward": ratio,
                 }
             )
             print(
                 f"| {path} | {policy.objective.name} | {steps} | {chunk['median_ms']:.2f} "
-                f"| {chunk['p95_ms']:.2f} | {chunk['p99_ms']:.2f} | {ratio:.2f} |"
+                f"| {chunk['p95_ms']:.2f} | {chunk['p99_ms']:.2f} | {ratio:.2f} "
+                f"| {encode['median_ms']:.2f} |"
             )
     if args.out:
         with open(args.out, "w") as handle:

@@ -162,3 +162,14 @@ def test_teacher_encodes_only_the_consistency_rows(tmp_path, store):
     x1, cond = network.prepare_batch(batch)
     expected, _ = objective.loss(network, x1, cond, teacher, real(batch)[1])
     torch.testing.assert_close(loss, expected)
+
+
+def test_latency_of_an_image_policy_includes_the_encoder(image_run):
+    from shortcut_policy.evaluation.latency import chunk_latency, encode_latency, example_batch
+
+    policy = ShortcutPolicy.from_pretrained(image_run, device="cpu", steps=1)
+    obs = camera_obs()
+    assert example_batch(policy, obs, 2)["img"].dtype == np.uint8  # frames stay as cameras give
+    encode = encode_latency(policy, obs, n_calls=3, warmup=1)
+    chunk = chunk_latency(policy, obs, steps=1, n_calls=3, warmup=1)
+    assert 0 < encode["median_ms"] < chunk["median_ms"] * 5

@@ -63,6 +63,18 @@ def forward_latency(
     return summarize_ms(times)
 
 
+@torch.inference_mode()
+def encode_latency(
+    policy: ShortcutPolicy, obs: Mapping[str, np.ndarray], n_calls: int = 200, warmup: int = 20
+) -> dict[str, float]:
+    """Observations -> conditioning at batch 1: the camera encoders' share of a chunk."""
+    checked = policy.validate(example_batch(policy, obs, 1), batched=True)
+    tensors = {k: torch.as_tensor(v, device=policy.device) for k, v in checked.items()}
+    return summarize_ms(
+        _timed(lambda: policy.network.encode(tensors), policy.device, n_calls, warmup)
+    )
+
+
 def chunk_latency(
     policy: ShortcutPolicy,
     obs: Mapping[str, np.ndarray],
