@@ -18,6 +18,9 @@ import zarr
 import zarr.storage
 
 
+FRAMES_PER_SHARD = 500  # camera frames per shard file (zarr format 3); ~1-2 MB compressed
+
+
 class DatasetError(ValueError):
     """A dataset on disk that cannot be used as it is; the message says why and what to do."""
 
@@ -130,7 +133,8 @@ class ReplayBuffer:
         """Write atomically: build ``<path>.tmp`` then rename it over ``path``.
 
         Images (uint8 arrays of rank 4) are chunked one frame per chunk so that random access
-        decodes only the frames it needs. ``meta`` adds per-episode arrays under ``meta/`` and
+        decodes only the frames it needs (in format 3, chunks are grouped into shard files of
+        ``FRAMES_PER_SHARD`` frames). ``meta`` adds per-episode arrays under ``meta/`` and
         ``files`` adds small text files (e.g. ``summary.json``) inside the store folder.
         """
         path = Path(path)
@@ -139,7 +143,12 @@ class ReplayBuffer:
         group = zarr.open_group(str(tmp), mode="w", zarr_format=zarr_format)
         for key, value in self.data.items():
             chunks = (1 if is_frames(value) else min(chunk_steps, len(value)), *value.shape[1:])
-            _write_array(group, f"data/{key}", value, chunks, zarr_format)
+            # Format 3 packs frame chunks into shard files: the same random access, but tens
+            # of files instead of one file (and three folders) per frame.
+            shards = None
+            if is_frames(value) and zarr_format == 3:
+                shards = (min(FRAMES_PER_SHARD, len(value)), *value.shape[1:])
+            _write_array(group, f"data/{key}", value, chunks, zarr_format, shards)
         meta = {"episode_ends": self.episode_ends, **(meta or {})}
         for key, value in meta.items():
             _write_array(group, f"meta/{key}", np.asarray(value), np.shape(value), zarr_format)
@@ -170,12 +179,15 @@ def _compressor(zarr_format: int):
     return zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
 
 
-def _write_array(group, name: str, value: np.ndarray, chunks, zarr_format: int) -> None:
+def _write_array(
+    group, name: str, value: np.ndarray, chunks, zarr_format: int, shards=None
+) -> None:
     array = group.create_array(
         name,
         shape=value.shape,
         dtype=value.dtype,
         chunks=chunks,
+        shards=shards,
         compressors=_compressor(zarr_format),
     )
     array[:] = value
