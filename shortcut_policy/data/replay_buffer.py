@@ -17,7 +17,6 @@ import numpy as np
 import zarr
 import zarr.storage
 
-
 FRAMES_PER_SHARD = 500  # camera frames per shard file (zarr format 3); ~1-2 MB compressed
 
 
