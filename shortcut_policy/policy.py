@@ -215,15 +215,19 @@ class ShortcutPolicy:
         self, obs: Mapping[str, np.ndarray | torch.Tensor], steps: int | None = None
     ) -> np.ndarray:
         """Observations ``{key: (B, n_obs_steps, *shape)}`` -> actions ``(B, horizon, Da)``."""
-        checked = self.validate(obs, batched=True)
-        # Frames travel as uint8 (4x less to copy to the GPU); the encoder converts them.
-        tensors = {
-            key: torch.as_tensor(value, device=self.device) for key, value in checked.items()
-        }
+        tensors = self.network_inputs(obs)
         chunk = sample_action_chunk(
             self.network, self.objective, tensors, steps or self.steps, self.generator
         )
         return chunk.cpu().numpy()
+
+    def network_inputs(self, obs: Mapping[str, np.ndarray | torch.Tensor]) -> dict:
+        """Checked batched observations ``{key: (B, n_obs_steps, *shape)}`` as device tensors.
+
+        Frames travel as uint8 (4x less to copy to the GPU); the encoder converts them.
+        """
+        checked = self.validate(obs, batched=True)
+        return {key: torch.as_tensor(value, device=self.device) for key, value in checked.items()}
 
     def seed(self, seed: int) -> None:
         """Make sampling noise reproducible from now on."""

@@ -53,9 +53,7 @@ def forward_latency(
 ) -> dict[str, float]:
     """One bare ``network(x, t, d, cond)`` call at batch 1 (no encoding, no sampling loop)."""
     batch = example_batch(policy, obs, 1)
-    checked = policy.validate(batch, batched=True)
-    tensors = {k: torch.as_tensor(v, device=policy.device) for k, v in checked.items()}
-    cond = policy.network.encode(tensors)
+    cond = policy.network.encode(policy.network_inputs(batch))
     x = torch.randn(policy.network.sample_shape(1), device=policy.device)
     t = torch.zeros(1, device=policy.device)
     d = torch.ones(1, device=policy.device)
@@ -68,8 +66,7 @@ def encode_latency(
     policy: ShortcutPolicy, obs: Mapping[str, np.ndarray], n_calls: int = 200, warmup: int = 20
 ) -> dict[str, float]:
     """Observations -> conditioning at batch 1: the camera encoders' share of a chunk."""
-    checked = policy.validate(example_batch(policy, obs, 1), batched=True)
-    tensors = {k: torch.as_tensor(v, device=policy.device) for k, v in checked.items()}
+    tensors = policy.network_inputs(example_batch(policy, obs, 1))
     return summarize_ms(
         _timed(lambda: policy.network.encode(tensors), policy.device, n_calls, warmup)
     )

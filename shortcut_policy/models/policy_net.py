@@ -47,11 +47,6 @@ class PolicyNetwork(nn.Module):
         Vectors are normalized here; camera frames (uint8 or float in [0, 1]) go to the encoder
         as they are.
         """
-        missing = [
-            k for k in (*self.obs_encoder.low_dim_keys, *self.obs_encoder.rgb_keys) if k not in obs
-        ]
-        if missing:
-            raise KeyError(f"observation batch lacks key(s) {missing}; it has {sorted(obs)}")
         inputs = dict(obs)
         for key in self.obs_encoder.low_dim_keys:
             inputs[key] = self.normalizer.normalize(key, obs[key])

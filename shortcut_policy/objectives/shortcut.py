@@ -33,11 +33,11 @@ from shortcut_policy.objectives.sampling import (
 
 
 def take_rows(cond: object, rows: slice) -> object:
-    """Rows of a conditioning value: a tensor, a dict of tensors, or None."""
+    """Rows of a conditioning value or batch: a tensor, a (nested) dict of tensors, or None."""
     if cond is None:
         return None
     if isinstance(cond, dict):
-        return {key: value[rows] for key, value in cond.items()}
+        return {key: take_rows(value, rows) for key, value in cond.items()}
     return cond[rows]
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from shortcut_policy.objectives.shortcut import take_rows
 from shortcut_policy.training.distributed import Rank
 
 
@@ -46,17 +47,8 @@ class ObjectiveLoss(nn.Module):
             rows = count(len(x1)) if count is not None else len(x1)
             if rows:
                 with torch.no_grad():
-                    teacher_cond = teacher.prepare_batch(first_rows(batch, rows))[1]
+                    teacher_cond = teacher.prepare_batch(take_rows(batch, slice(0, rows)))[1]
         return self.objective.loss(self.model, x1, cond, teacher, teacher_cond)
-
-
-def first_rows(batch: Any, n: int) -> Any:
-    """The first ``n`` rows of every tensor in a (nested) batch."""
-    if isinstance(batch, torch.Tensor):
-        return batch[:n]
-    if isinstance(batch, dict):
-        return {key: first_rows(value, n) for key, value in batch.items()}
-    return batch
 
 
 def loss_module(model: nn.Module, objective: Any, rank: Rank, device: torch.device) -> nn.Module:
