@@ -4,7 +4,7 @@ import pytest
 import torch
 from hydra.errors import MissingConfigException
 
-from shortcut_policy.checkpoint import CheckpointError, latest_checkpoint
+from shortcut_policy.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from shortcut_policy.data.replay_buffer import DatasetError
 from shortcut_policy.inference import sample_action_chunk
 from shortcut_policy.pretrained import load_policy_network
@@ -32,10 +32,12 @@ def read_metrics(run_dir):
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_killed_run_resumes_with_the_same_step_lr_and_data(tmp_path, monkeypatch):
+# The second case keeps a separate teacher EMA, which must be saved and restored too.
+@pytest.mark.parametrize("extra", [[], ["objective.teacher_decay=0.5"]])
+def test_killed_run_resumes_with_the_same_step_lr_and_data(tmp_path, monkeypatch, extra):
     reference_dir = tmp_path / "reference"
     reference_dir.mkdir()
-    train(tiny_config(reference_dir))
+    train(tiny_config(reference_dir, *extra))
     expected = read_metrics(reference_dir / "run")
 
     import shortcut_policy.train as train_module
@@ -49,10 +51,10 @@ def test_killed_run_resumes_with_the_same_step_lr_and_data(tmp_path, monkeypatch
 
     monkeypatch.setattr(train_module, "train_step", killed_at_step_9)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_config(tmp_path))
+        train(tiny_config(tmp_path, *extra))
     assert latest_checkpoint(tmp_path / "run" / "checkpoints").name == "step_00000006.safetensors"
     monkeypatch.setattr(train_module, "train_step", real_step)
-    resumed = train(tiny_config(tmp_path, "resume=true"))
+    resumed = train(tiny_config(tmp_path, "resume=true", *extra))
     assert resumed.step == 12
     rows = read_metrics(tmp_path / "run")
     assert [row["step"] for row in rows] == list(range(1, 13))  # killed-run lines 7-8 dropped
@@ -146,3 +148,37 @@ def test_bf16_autocast_trains_and_keeps_fp32_weights(tmp_path):
 def test_unknown_precision_is_refused(tmp_path):
     with pytest.raises(ValueError, match="fp32 or bf16"):
         train(tiny_config(tmp_path, "train.precision=fp16"))
+
+
+def distance(a: torch.nn.Module, b: torch.nn.Module) -> float:
+    return sum((p - q).norm().item() for p, q in zip(a.parameters(), b.parameters(), strict=True))
+
+
+def test_fast_teacher_ema_tracks_the_live_weights_closer_than_the_evaluation_ema(tmp_path):
+    run = train(tiny_config(tmp_path, "objective.teacher_decay=0.2", "train.ema_decay=0.9"))
+    assert run.teacher is not None
+    assert distance(run.teacher, run.model) < 0.5 * distance(run.ema, run.model)
+    tensors, _ = load_checkpoint(latest_checkpoint(tmp_path / "run" / "checkpoints"))
+    assert any(key.startswith("teacher.") for key in tensors)
+
+
+@pytest.mark.parametrize("extra", [["objective.ema_teacher=false"], []])
+def test_no_separate_teacher_unless_asked(tmp_path, extra):
+    assert train(tiny_config(tmp_path, "train.steps=2", *extra)).teacher is None
+
+
+def test_lr_floor_reaches_the_optimizer(tmp_path):
+    train(tiny_config(tmp_path, "train.lr_floor=0.5", "train.lr=1e-3"))
+    rows = read_metrics(tmp_path / "run")
+    assert rows[-1]["lr"] >= 0.5e-3 - 1e-9
+    assert min(row["lr"] for row in rows[4:]) >= 0.5e-3 - 1e-9
+
+
+@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_is_bf16_only_where_the_cpu_has_it(tmp_path, monkeypatch, native, expected):
+    import shortcut_policy.train as train_module
+
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: native)
+    run = train(tiny_config(tmp_path, "train.steps=1", "train.precision=auto"))
+    assert run.cfg.train.precision == expected
+    assert f"precision: {expected}" in (tmp_path / "run" / "config.yaml").read_text()

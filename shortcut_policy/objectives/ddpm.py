@@ -58,7 +58,7 @@ class DDPM:
     clip_range: float = 1.0
     default_steps: int = 100
     name: str = "ddpm"
-    alphas_cumprod: torch.Tensor = field(init=False, repr=False)
+    alphas_cumprod: torch.Tensor = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.alphas_cumprod = squared_cosine_alphas_cumprod(self.train_steps)

@@ -14,7 +14,10 @@ holds two kinds of rows:
 
 Levels are assigned round-robin from a random offset, so every level receives
 ``B // K // log2(M)`` rows or one more; none is starved at small batch sizes, and every data row is
-used exactly once (no row is dropped when ``B`` does not divide evenly).
+used exactly once (no row is dropped when ``B`` does not divide evenly). ``coarse_share`` first
+reserves a share of the consistency rows for the two coarsest levels, ``d = 1`` and ``d = 1/2``
+(the reference code's ``bootstrap_dt_bias``): the 1-pass level is the one a robot uses, and the
+one that learns last, because its targets come down the whole chain of finer levels.
 """
 
 from __future__ import annotations
@@ -48,7 +51,13 @@ class Shortcut:
     Attributes:
         finest_steps: M, the finest step ``1/M`` (a power of two; 128 in the paper).
         consistency_every: K; ``B // K`` rows of each batch are self-consistency rows.
-        ema_teacher: compute consistency targets with the EMA weights (else the live network).
+        coarse_share: share of the consistency rows reserved for ``d = 1`` and ``d = 1/2``
+            (half each, ``d = 1`` takes an odd row); the rest go round-robin over all levels.
+        ema_teacher: compute consistency targets with an EMA of the weights (else the live
+            network, without gradient).
+        teacher_decay: 0 = the teacher is the evaluation EMA (``train.ema_decay``); > 0 = the
+            trainer keeps a separate, faster teacher EMA with this decay (its lag per hop of the
+            bootstrap chain is about ``1 / (1 - teacher_decay)`` steps).
         target_clip: consistency targets (each half-step velocity) are clipped to ``±target_clip``.
         path_eps: ``eps`` in the interpolation (see :mod:`flow`).
         default_steps: network passes used when a caller gives no budget.
@@ -56,7 +65,9 @@ class Shortcut:
 
     finest_steps: int = 128
     consistency_every: int = 8
+    coarse_share: float = 0.0
     ema_teacher: bool = True
+    teacher_decay: float = 0.0
     target_clip: float = 4.0
     path_eps: float = 0.0
     default_steps: int = 1
@@ -67,6 +78,13 @@ class Shortcut:
             raise ValueError(f"finest_steps must be a power of two >= 2, got {self.finest_steps}")
         if self.consistency_every < 1:
             raise ValueError(f"consistency_every must be >= 1, got {self.consistency_every}")
+        if not 0.0 <= self.coarse_share <= 1.0:
+            raise ValueError(f"coarse_share must lie in [0, 1], got {self.coarse_share}")
+        if not 0.0 <= self.teacher_decay < 1.0:
+            raise ValueError(
+                f"teacher_decay must lie in [0, 1) (0 = use the evaluation EMA), "
+                f"got {self.teacher_decay}"
+            )
 
     @property
     def n_levels(self) -> int:
@@ -83,9 +101,13 @@ class Shortcut:
         return max(rows, 1) if batch >= 2 else rows
 
     def consistency_levels(self, n_rows: int, device: torch.device) -> torch.Tensor:
-        """Level index per row, round-robin from a random offset (every level gets rows)."""
+        """Level index per row (0 is ``d = 1``): the coarse share first, then round-robin over
+        all levels from a random offset, so every level gets rows."""
+        n_coarse = round(n_rows * self.coarse_share)
+        coarse = torch.arange(n_coarse, device=device) % min(2, self.n_levels)
         offset = torch.randint(0, self.n_levels, (1,), device=device)
-        return (torch.arange(n_rows, device=device) + offset) % self.n_levels
+        spread = (torch.arange(n_rows - n_coarse, device=device) + offset) % self.n_levels
+        return torch.cat([coarse, spread])
 
     @torch.no_grad()
     def consistency_target(

@@ -29,6 +29,7 @@ from shortcut_policy.checkpoint import (
     save_checkpoint,
     unprefixed,
 )
+from shortcut_policy.objectives import build_objective
 from shortcut_policy.tasks import TaskData
 from shortcut_policy.training import distributed
 from shortcut_policy.training.distributed import Rank
@@ -53,6 +54,7 @@ class Run:
     run_dir: Path
     step: int = 0
     best_score: float = float("-inf")
+    teacher: nn.Module | None = None  # a separate teacher EMA (objective.teacher_decay > 0)
 
 
 def save_run(run: Run, label: str | None = None, extra: dict | None = None) -> Path:
@@ -71,6 +73,7 @@ def save_run(run: Run, label: str | None = None, extra: dict | None = None) -> P
         **prefixed("model", run.model.state_dict()),
         **prefixed("ema", run.ema.state_dict()),
         **prefixed("optim", optim_tensors),
+        **(prefixed("teacher", run.teacher.state_dict()) if run.teacher is not None else {}),
     }
     meta = {
         "format": CHECKPOINT_FORMAT,
@@ -108,6 +111,8 @@ def restore_run(run: Run, path: Path) -> None:
             )
     for group in ("model", "objective"):
         now = OmegaConf.to_container(run.cfg[group], resolve=True)
+        if group == "objective" and build_objective(dict(saved[group])) == run.objective:
+            continue  # equal once fields added since the checkpoint take their defaults
         if saved[group] != now:
             raise CheckpointError(
                 f"{path} was trained with {group}={saved[group]} but this run has {now}; "
@@ -120,6 +125,8 @@ def restore_run(run: Run, path: Path) -> None:
         )
     run.model.load_state_dict(unprefixed("model", tensors))
     run.ema.load_state_dict(unprefixed("ema", tensors))
+    if run.teacher is not None:
+        run.teacher.load_state_dict(unprefixed("teacher", tensors))
     run.optimizer.load_state_dict(
         optimizer_from_tensors(unprefixed("optim", tensors), meta["optimizer"])
     )
@@ -168,7 +175,9 @@ def synced_weight_digests(run: Run) -> list[str]:
 def weights_digest(run: Run) -> str:
     """SHA-256 of the model's and the EMA's tensors, bit for bit."""
     digest = hashlib.sha256()
-    for module in (run.model, run.ema):
+    for module in (run.model, run.ema, run.teacher):
+        if module is None:
+            continue
         for tensor in module.state_dict().values():
             raw = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
             digest.update(raw.numpy().tobytes())

@@ -142,3 +142,52 @@ def test_small_batches_still_train_self_consistency():
         small_net(), torch.randn(4, 8, 2), torch.randn(4, 3)
     )
     assert "loss_flow" not in metrics and torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("share", [0.25, 0.5, 1.0])
+def test_coarse_share_reserves_rows_for_the_two_coarsest_levels(share):
+    objective = Shortcut(consistency_every=2, coarse_share=share)  # M = 128: 7 levels
+    n_rows = objective.consistency_rows(256)
+    levels = objective.consistency_levels(n_rows, torch.device("cpu"))
+    counts = torch.bincount(levels, minlength=objective.n_levels)
+    reserved = round(n_rows * share)
+    spread = n_rows - reserved
+    assert counts[0] >= reserved // 2 + spread // 7  # d = 1
+    assert counts[1] >= reserved // 2 + spread // 7  # d = 1/2
+    assert counts.sum() == n_rows
+    if spread >= objective.n_levels:  # the rest still trains every level
+        assert counts.min() >= spread // objective.n_levels
+
+
+def test_without_a_coarse_share_levels_are_round_robin():
+    objective = Shortcut()
+    counts = torch.bincount(objective.consistency_levels(70, torch.device("cpu")), minlength=7)
+    assert counts.tolist() == [10] * 7
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("coarse_share", 1.5, "coarse_share must lie in"),
+        ("coarse_share", -0.1, "coarse_share must lie in"),
+        ("teacher_decay", 1.0, "teacher_decay must lie in"),
+        ("finest_steps", 12, "power of two"),
+    ],
+)
+def test_bad_recipe_fields_are_refused(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        Shortcut(**{field: value})
+
+
+@pytest.mark.parametrize("finest", [8, 16, 32])
+def test_every_budget_up_to_m_takes_that_many_passes(finest):
+    objective = Shortcut(finest_steps=finest)
+    net = RecordingNet(small_net())
+    for steps in range(1, finest + 1):
+        net.calls.clear()
+        objective.sample(net, torch.randn(2, 8, 2), torch.randn(2, 3), steps=steps)
+        assert len(net.calls) == steps
+        told = torch.stack([call[2][0] for call in net.calls])
+        assert told.min() >= 1 / finest and abs(told.sum().item() - 1) < 1e-6
+    with pytest.raises(ValueError, match=f"in \\[1, {finest}\\]"):
+        objective.sample(net, torch.randn(2, 8, 2), torch.randn(2, 3), steps=finest + 1)
