@@ -110,8 +110,13 @@ def collect(name: str, steps: int) -> dict:
         "overrides": ["objective=flow"] if name == "flow" else VARIANTS[name],
         "train_cpu_minutes": round(train_s / 60, 1),  # one thread: wall time = CPU time
         "budgets": {
-            r["steps"]: {k: r[k] for k in ("score", "score_ci95", "success", "success_ci95")}
-            for r in report["rows"]
+            str(r["steps"]): {
+                "score": r["mean_score"],
+                "score_ci95": r["score_ci95"],
+                "success": r["success_rate"],
+                "success_ci95": r["success_ci95"],
+            }
+            for r in report["budgets"]
         },
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
