@@ -33,7 +33,9 @@ def read_metrics(run_dir):
 
 
 # The second case keeps a separate teacher EMA, which must be saved and restored too.
-@pytest.mark.parametrize("extra", [[], ["objective.teacher_decay=0.5"]])
+@pytest.mark.parametrize(
+    "extra", [[], ["objective.ema_teacher=true", "objective.teacher_decay=0.5"]]
+)
 def test_killed_run_resumes_with_the_same_step_lr_and_data(tmp_path, monkeypatch, extra):
     reference_dir = tmp_path / "reference"
     reference_dir.mkdir()
@@ -155,14 +157,21 @@ def distance(a: torch.nn.Module, b: torch.nn.Module) -> float:
 
 
 def test_fast_teacher_ema_tracks_the_live_weights_closer_than_the_evaluation_ema(tmp_path):
-    run = train(tiny_config(tmp_path, "objective.teacher_decay=0.2", "train.ema_decay=0.9"))
+    run = train(
+        tiny_config(
+            tmp_path,
+            "objective.ema_teacher=true",
+            "objective.teacher_decay=0.2",
+            "train.ema_decay=0.9",
+        )
+    )
     assert run.teacher is not None
     assert distance(run.teacher, run.model) < 0.5 * distance(run.ema, run.model)
     tensors, _ = load_checkpoint(latest_checkpoint(tmp_path / "run" / "checkpoints"))
     assert any(key.startswith("teacher.") for key in tensors)
 
 
-@pytest.mark.parametrize("extra", [["objective.ema_teacher=false"], []])
+@pytest.mark.parametrize("extra", [["objective.ema_teacher=true"], []])
 def test_no_separate_teacher_unless_asked(tmp_path, extra):
     assert train(tiny_config(tmp_path, "train.steps=2", *extra)).teacher is None
 

@@ -17,11 +17,21 @@ OBJECTIVES = {"shortcut": Shortcut, "flow": FlowMatching, "ddpm": DDPM}
 
 Objective = Shortcut | FlowMatching | DDPM
 
+# Fields added after checkpoints were first written, with the values that reproduce how those
+# checkpoints were trained: a config saved without them means these, not today's defaults.
+ADDED_FIELDS = {"shortcut": {"coarse_share": 0.0, "teacher_decay": 0.0}}
 
-def build_objective(cfg: Mapping[str, Any]) -> Objective:
-    """Objective from a config mapping with a ``name`` field and the class's attributes."""
+
+def build_objective(cfg: Mapping[str, Any], saved: bool = False) -> Objective:
+    """Objective from a config mapping with a ``name`` field and the class's attributes.
+
+    ``saved=True`` reads a config from a checkpoint: fields it lacks take their old values
+    (:data:`ADDED_FIELDS`), so a resumed run is compared with how it was really trained.
+    """
     fields = dict(cfg)
     name = fields.pop("name", None)
+    if saved:
+        fields = {**ADDED_FIELDS.get(name, {}), **fields}
     if name not in OBJECTIVES:
         raise ValueError(f"unknown objective {name!r}; choose one of {sorted(OBJECTIVES)}")
     try:

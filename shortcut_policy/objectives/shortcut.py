@@ -7,8 +7,8 @@ holds two kinds of rows:
   ``x1 - x0`` — exactly the rows of :class:`FlowMatching`;
 * self-consistency rows (``B // K`` rows, the first rows of the batch): a level ``d = 2^-l`` with
   ``l`` in ``0 .. log2(M) - 1`` (so ``d`` in ``{1, 1/2, ..., 2/M}``), ``t`` on the grid of
-  multiples of ``d``, and the target is two half steps of the teacher (EMA weights by default),
-  computed without gradient and clipped::
+  multiples of ``d``, and the target is two half steps of the teacher (the live weights by
+  default, or an EMA of them), computed without gradient and clipped::
 
       s1 = s(x_t, t, d/2);  x' = x_t + d/2 * s1;  s2 = s(x', t + d/2, d/2);  target = (s1 + s2) / 2
 
@@ -64,9 +64,11 @@ class Shortcut:
     """
 
     finest_steps: int = 128
-    consistency_every: int = 8
-    coarse_share: float = 0.0
-    ema_teacher: bool = True
+    # The one-pass recipe (docs/RESULTS.md, "One pass as good as many"): half the batch are
+    # consistency rows, half of those at d = 1 and 1/2, targets from the live weights.
+    consistency_every: int = 2
+    coarse_share: float = 0.5
+    ema_teacher: bool = False
     teacher_decay: float = 0.0
     target_clip: float = 4.0
     path_eps: float = 0.0
@@ -84,6 +86,11 @@ class Shortcut:
             raise ValueError(
                 f"teacher_decay must lie in [0, 1) (0 = use the evaluation EMA), "
                 f"got {self.teacher_decay}"
+            )
+        if self.teacher_decay and not self.ema_teacher:
+            raise ValueError(
+                "teacher_decay sets the decay of a teacher EMA; set ema_teacher=true to use one "
+                "(ema_teacher=false takes targets from the live weights)"
             )
 
     @property

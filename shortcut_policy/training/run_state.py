@@ -111,8 +111,8 @@ def restore_run(run: Run, path: Path) -> None:
             )
     for group in ("model", "objective"):
         now = OmegaConf.to_container(run.cfg[group], resolve=True)
-        if group == "objective" and build_objective(dict(saved[group])) == run.objective:
-            continue  # equal once fields added since the checkpoint take their defaults
+        if group == "objective" and build_objective(saved[group], saved=True) == run.objective:
+            continue  # equal once fields added since the checkpoint take their old values
         if saved[group] != now:
             raise CheckpointError(
                 f"{path} was trained with {group}={saved[group]} but this run has {now}; "

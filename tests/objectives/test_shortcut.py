@@ -41,7 +41,7 @@ def test_consistency_target_is_clipped():
 
 
 def test_every_level_receives_rows_at_the_default_batch_size():
-    objective = Shortcut()  # M = 128, K = 8
+    objective = Shortcut(consistency_every=8, coarse_share=0.0)  # M = 128, K = 8
     n_rows = objective.consistency_rows(256)
     assert n_rows == 32
     for _ in range(20):
@@ -66,7 +66,7 @@ class RecordingNet(torch.nn.Module):
 
 @pytest.mark.parametrize("batch", [7, 64, 100, 256])
 def test_no_row_is_dropped_and_d_t_lie_on_their_grids(batch):
-    objective = Shortcut()
+    objective = Shortcut(consistency_every=8)
     net = RecordingNet(small_net())
     x1 = torch.randn(batch, 8, 2)
     loss, metrics = objective.loss(net, x1, torch.randn(batch, 3))
@@ -85,7 +85,7 @@ def test_no_row_is_dropped_and_d_t_lie_on_their_grids(batch):
 
 
 def test_consistency_targets_use_the_teacher_without_gradient():
-    objective = Shortcut()
+    objective = Shortcut(ema_teacher=True)
     student, teacher = RecordingNet(small_net()), RecordingNet(small_net())
     objective.loss(student, torch.randn(64, 8, 2), torch.randn(64, 3), teacher=teacher)
     assert len(teacher.calls) == 2 and not any(call[3] for call in teacher.calls)
@@ -136,7 +136,7 @@ def test_objectives_work_on_image_shaped_tensors():
 
 
 def test_small_batches_still_train_self_consistency():
-    objective = Shortcut()
+    objective = Shortcut(consistency_every=8)
     assert objective.consistency_rows(4) == 1 and objective.consistency_rows(1) == 0
     loss, metrics = Shortcut(consistency_every=1).loss(
         small_net(), torch.randn(4, 8, 2), torch.randn(4, 3)
@@ -160,7 +160,7 @@ def test_coarse_share_reserves_rows_for_the_two_coarsest_levels(share):
 
 
 def test_without_a_coarse_share_levels_are_round_robin():
-    objective = Shortcut()
+    objective = Shortcut(coarse_share=0.0)
     counts = torch.bincount(objective.consistency_levels(70, torch.device("cpu")), minlength=7)
     assert counts.tolist() == [10] * 7
 
@@ -172,6 +172,7 @@ def test_without_a_coarse_share_levels_are_round_robin():
         ("coarse_share", -0.1, "coarse_share must lie in"),
         ("teacher_decay", 1.0, "teacher_decay must lie in"),
         ("finest_steps", 12, "power of two"),
+        ("teacher_decay", 0.9, "set ema_teacher=true"),
     ],
 )
 def test_bad_recipe_fields_are_refused(field, value, message):
