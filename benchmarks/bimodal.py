@@ -39,7 +39,7 @@ AS_USER = [
 ]
 
 
-def train(objective: str, steps: int, root: Path, as_user: bool = False) -> Path:
+def train(objective: str, steps: int, root: Path, as_user: bool = False, threads: int = 0) -> Path:
     run_dir = root / objective
     done = latest_checkpoint(run_dir / "checkpoints")
     task = AS_USER if as_user else ["task=bimodal"]
@@ -47,7 +47,8 @@ def train(objective: str, steps: int, root: Path, as_user: bool = False) -> Path
         subprocess.run(
             [sys.executable, "-m", "shortcut_policy.train", *task, "model=unet_tiny"]
             + [f"objective={objective}", f"train.steps={steps}", f"run_dir={run_dir}"]
-            + [f"resume={done is not None}", "eval_every=0", "logging.mode=disabled"],
+            + [f"resume={done is not None}", "eval_every=0", "logging.mode=disabled"]
+            + [f"threads={threads}", "logging.progress=false"],
             check=True,
         )
     return latest_checkpoint(run_dir / "checkpoints")
@@ -60,12 +61,13 @@ def main() -> None:
     parser.add_argument("--out", default="docs/results/bimodal.json")
     parser.add_argument("--objectives", nargs="+", default=list(BUDGETS), choices=list(BUDGETS))
     parser.add_argument("--as-user", action="store_true", help="task=zarr with library defaults")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     args = parser.parse_args()
     results = {}
     for objective in args.objectives:
         budgets = BUDGETS[objective]
         network, obj, _ = load_policy_network(
-            train(objective, args.steps, Path(args.root), args.as_user)
+            train(objective, args.steps, Path(args.root), args.as_user, args.threads)
         )
         results[objective] = evaluate_bimodal(network, obj, None, budgets)
     print("| objective | steps | near a mode | in the gap |")
