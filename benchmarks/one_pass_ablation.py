@@ -126,7 +126,7 @@ def collect(name: str, steps: int) -> dict:
 
 def report(names: list[str], steps: int) -> str:
     header = "| variant | changes | " + " | ".join(f"{b} pass{'es' * (b > 1)}" for b in BUDGETS)
-    lines = [header + " | CPU min |", "|---" * (len(BUDGETS) + 3) + "|"]
+    lines = [header + " | train min |", "|---" * (len(BUDGETS) + 3) + "|"]
     for name in names:
         path = RESULTS / f"{name}-{steps}.json"
         if not path.is_file():

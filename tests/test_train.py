@@ -191,3 +191,22 @@ def test_auto_precision_is_bf16_only_where_the_cpu_has_it(tmp_path, monkeypatch,
     run = train(tiny_config(tmp_path, "train.steps=1", "train.precision=auto"))
     assert run.cfg.train.precision == expected
     assert f"precision: {expected}" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+def test_checkpoint_from_before_the_recipe_fields_resumes_only_as_it_was_trained(tmp_path):
+    """A config saved without ``coarse_share`` / ``teacher_decay`` was trained without them."""
+    from shortcut_policy.checkpoint import save_checkpoint
+
+    old = ["objective.consistency_every=8", "objective.ema_teacher=true"]
+    train(tiny_config(tmp_path, "train.steps=6", *old, "objective.coarse_share=0.0"))
+    path = latest_checkpoint(tmp_path / "run" / "checkpoints")
+    tensors, meta = load_checkpoint(path)
+    for field in ("coarse_share", "teacher_decay"):
+        del meta["config"]["objective"][field]
+    save_checkpoint(path, tensors, meta)
+    with pytest.raises(CheckpointError, match="trained with objective="):
+        train(tiny_config(tmp_path, "train.steps=8", "resume=true", *old))  # coarse_share 0.5
+    resumed = train(
+        tiny_config(tmp_path, "train.steps=8", "resume=true", *old, "objective.coarse_share=0")
+    )
+    assert resumed.step == 8
