@@ -151,7 +151,8 @@ def test_teacher_encodes_only_the_consistency_rows(tmp_path, store):
     data = load_task_data(cfg.task, cfg.dataset)
     network = build_network(data.spec, cfg.model, data.normalizer).eval()  # no crops: compare
     teacher = build_network(data.spec, cfg.model, data.normalizer).eval()
-    objective = build_objective(cfg.objective)
+    # An EMA teacher at K = 8 (the live-weight default has no separate teacher to encode).
+    objective = build_objective({**cfg.objective, "ema_teacher": True, "consistency_every": 8})
     batch = next(iter(DataLoader(data.train, batch_size=16)))
     seen = []
     real = teacher.prepare_batch
