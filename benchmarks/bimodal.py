@@ -4,7 +4,7 @@
     python benchmarks/bimodal.py --as-user --steps 2000 --objectives shortcut
 
 ``--as-user`` trains the way a user trains their own store: ``task=zarr`` on the same two-mode
-store with every setting at the library defaults (batch 256, lr 1e-4, EMA 0.999), not the
+store with every setting at the library defaults (batch 256, lr 5e-4, EMA 0.999), not the
 bimodal task's tuned ones.
 
 Trains ``task=bimodal model=unet_tiny`` with ``objective=shortcut|flow|ddpm`` (same data, network,

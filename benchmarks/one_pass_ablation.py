@@ -108,7 +108,8 @@ def collect(name: str, steps: int) -> dict:
         "variant": name,
         "train_steps": steps,
         "overrides": ["objective=flow"] if name == "flow" else VARIANTS[name],
-        "train_cpu_minutes": round(train_s / 60, 1),  # one thread: wall time = CPU time
+        # Wall time of the training steps at one thread: CPU time only if the core was not shared.
+        "train_cpu_minutes": round(train_s / 60, 1),
         "budgets": {
             str(r["steps"]): {
                 "score": r["mean_score"],

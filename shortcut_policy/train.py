@@ -62,8 +62,8 @@ def build_run(cfg: DictConfig) -> Run:
     model = build_network(data.spec, model_cfg, data.normalizer).to(device)
     ema = copy.deepcopy(model).requires_grad_(False).eval()
     objective = build_objective(OmegaConf.to_container(cfg.objective))
-    teacher = None
-    if getattr(objective, "ema_teacher", False) and getattr(objective, "teacher_decay", 0.0):
+    teacher = None  # a separate teacher EMA; Shortcut checks that it implies ema_teacher
+    if getattr(objective, "teacher_decay", 0.0):
         teacher = copy.deepcopy(model).requires_grad_(False).eval()
     optimizer = torch.optim.AdamW(
         model.parameters(),

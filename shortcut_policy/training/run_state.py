@@ -109,11 +109,14 @@ def restore_run(run: Run, path: Path) -> None:
                 f"{path} was trained with {key}={before}, this run has {now}: the data order "
                 "would change; resume with the same value or start a new run_dir"
             )
-    for group in ("model", "objective"):
-        now = OmegaConf.to_container(run.cfg[group], resolve=True)
-        if group == "objective" and build_objective(saved[group], saved=True) == run.objective:
-            continue  # equal once fields added since the checkpoint take their old values
-        if saved[group] != now:
+    # Objectives compare as built: fields added since the checkpoint take their old values.
+    same = {
+        "model": saved["model"] == OmegaConf.to_container(run.cfg.model, resolve=True),
+        "objective": build_objective(saved["objective"], saved=True) == run.objective,
+    }
+    for group, equal in same.items():
+        if not equal:
+            now = OmegaConf.to_container(run.cfg[group], resolve=True)
             raise CheckpointError(
                 f"{path} was trained with {group}={saved[group]} but this run has {now}; "
                 "resume with the same config or start a new run_dir"
