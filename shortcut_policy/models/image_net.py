@@ -54,6 +54,10 @@ class ImageGenerator(nn.Module):
     ) -> torch.Tensor:
         return self.dit(x, t, d, labels)
 
+    def null_condition(self, labels: torch.Tensor) -> torch.Tensor:
+        """The null label in place of every label ``(B,)``: the unconditional model's input."""
+        return torch.full_like(labels, self.dit.null_label)
+
     def sample_shape(self, batch: int) -> tuple[int, ...]:
         return (batch, *self.spec["image_shape"])
 
@@ -75,7 +79,7 @@ class Guided(nn.Module):
     ) -> torch.Tensor:
         if self.scale == 1.0 or bool((d > self.finest_d * 1.0001).any()):
             return self.network(x, t, d, labels)
-        null = torch.full_like(labels, self.network.dit.null_label)
+        null = self.network.null_condition(labels)
         both = self.network(
             torch.cat([x, x]), torch.cat([t, t]), torch.cat([d, d]), torch.cat([labels, null])
         )

@@ -19,7 +19,7 @@ Objective = Shortcut | FlowMatching | DDPM
 
 # Fields added after checkpoints were first written, with the values that reproduce how those
 # checkpoints were trained: a config saved without them means these, not today's defaults.
-ADDED_FIELDS = {"shortcut": {"coarse_share": 0.0, "teacher_decay": 0.0}}
+ADDED_FIELDS = {"shortcut": {"coarse_share": 0.0, "teacher_decay": 0.0, "target_guidance": 1.0}}
 
 
 def build_objective(cfg: Mapping[str, Any], saved: bool = False) -> Objective:

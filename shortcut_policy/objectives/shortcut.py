@@ -18,6 +18,11 @@ used exactly once (no row is dropped when ``B`` does not divide evenly). ``coars
 reserves a share of the consistency rows for the two coarsest levels, ``d = 1`` and ``d = 1/2``
 (the reference code's ``bootstrap_dt_bias``): the 1-pass level is the one a robot uses, and the
 one that learns last, because its targets come down the whole chain of finer levels.
+
+``target_guidance`` (the reference code's ``bootstrap_cfg``) bakes classifier-free guidance into
+the finest consistency level, ``d = 2/M``, whose teacher half steps are flow steps: their
+velocity becomes ``v_null + w * (v_label - v_null)``. Every coarser level inherits the guided
+field through the chain, so a 1-pass sample is guided without guiding the same jump twice.
 """
 
 from __future__ import annotations
@@ -61,6 +66,8 @@ class Shortcut:
         target_clip: consistency targets (each half-step velocity) are clipped to ``±target_clip``.
         path_eps: ``eps`` in the interpolation (see :mod:`flow`).
         default_steps: network passes used when a caller gives no budget.
+        target_guidance: guidance scale ``w`` baked into the ``d = 2/M`` targets (1 = none);
+            needs a class-conditional network, one with ``null_condition(cond)``.
     """
 
     finest_steps: int = 128
@@ -73,6 +80,7 @@ class Shortcut:
     target_clip: float = 4.0
     path_eps: float = 0.0
     default_steps: int = 1
+    target_guidance: float = 1.0
     name: str = "shortcut"
 
     def __post_init__(self) -> None:
@@ -87,6 +95,8 @@ class Shortcut:
                 f"teacher_decay must lie in [0, 1) (0 = use the evaluation EMA), "
                 f"got {self.teacher_decay}"
             )
+        if not self.target_guidance > 0.0:
+            raise ValueError(f"target_guidance must be > 0 (1 = none), got {self.target_guidance}")
         if self.teacher_decay and not self.ema_teacher:
             raise ValueError(
                 "teacher_decay sets the decay of a teacher EMA; set ema_teacher=true to use one "
@@ -127,10 +137,30 @@ class Shortcut:
     ) -> torch.Tensor:
         """Velocity of two half steps of size ``d/2`` from ``(x_t, t)``, averaged and clipped."""
         half = d / 2
-        s1 = teacher(x_t, t, half, cond).clamp(-self.target_clip, self.target_clip)
+        s1 = self.teacher_velocity(teacher, x_t, t, half, cond)
         x_mid = x_t + half.view(-1, *([1] * (x_t.dim() - 1))) * s1
-        s2 = teacher(x_mid, t + half, half, cond).clamp(-self.target_clip, self.target_clip)
+        s2 = self.teacher_velocity(teacher, x_mid, t + half, half, cond)
         return (s1 + s2) / 2
+
+    def teacher_velocity(
+        self, teacher: VelocityNet, x: torch.Tensor, t: torch.Tensor, d: torch.Tensor, cond: object
+    ) -> torch.Tensor:
+        """The teacher's clipped velocity; guided (``target_guidance``) on rows at ``d = 1/M``."""
+        v = teacher(x, t, d, cond)
+        flow_step = d <= 1.0001 / self.finest_steps
+        if self.target_guidance != 1.0 and bool(flow_step.any()):
+            null_condition = getattr(teacher, "null_condition", None)
+            if null_condition is None:
+                raise ValueError(
+                    "objective.target_guidance needs a class-conditional network (one with "
+                    f"null_condition, e.g. task=digits); {type(teacher).__name__} has none: "
+                    "set objective.target_guidance=1"
+                )
+            rows = flow_step.nonzero().squeeze(1)
+            null = teacher(x[rows], t[rows], d[rows], null_condition(take_rows(cond, rows)))
+            v = v.clone()
+            v[rows] = null + self.target_guidance * (v[rows] - null)
+        return v.clamp(-self.target_clip, self.target_clip)
 
     def consistency_inputs(
         self, x1: torch.Tensor, x0: torch.Tensor

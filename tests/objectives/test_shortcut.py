@@ -173,6 +173,7 @@ def test_without_a_coarse_share_levels_are_round_robin():
         ("teacher_decay", 1.0, "teacher_decay must lie in"),
         ("finest_steps", 12, "power of two"),
         ("teacher_decay", 0.9, "set ema_teacher=true"),
+        ("target_guidance", 0.0, "target_guidance must be > 0"),
     ],
 )
 def test_bad_recipe_fields_are_refused(field, value, message):
@@ -192,3 +193,39 @@ def test_every_budget_up_to_m_takes_that_many_passes(finest):
         assert told.min() >= 1 / finest and abs(told.sum().item() - 1) < 1e-6
     with pytest.raises(ValueError, match=f"in \\[1, {finest}\\]"):
         objective.sample(net, torch.randn(2, 8, 2), torch.randn(2, 3), steps=finest + 1)
+
+
+class LabelNet(torch.nn.Module):
+    """A class-conditional toy: velocity = label (a float per row) + x, null label 0."""
+
+    def forward(self, x, t, d, labels):
+        return x + labels.view(-1, *([1] * (x.dim() - 1)))
+
+    def null_condition(self, labels):
+        return torch.zeros_like(labels)
+
+
+def test_target_guidance_guides_only_the_flow_step_teacher():
+    net, w, m = LabelNet(), 3.0, 8
+    objective = Shortcut(finest_steps=m, target_guidance=w, target_clip=1e6)
+    x, labels = torch.randn(2, 4), torch.tensor([1.0, 2.0])
+    t = torch.zeros(2)
+    d = torch.tensor([2 / m, 4 / m])  # row 0: half steps of 1/M (flow steps); row 1: coarser
+    target = objective.consistency_target(net, x, t, d, labels)
+    # Guided velocity at the flow step: null + w * (label - null) = x + w * label.
+    half = d[0] / 2
+    s1 = x[0] + w * labels[0]
+    s2 = (x[0] + half * s1) + w * labels[0]
+    torch.testing.assert_close(target[0], (s1 + s2) / 2)
+    unguided = Shortcut(finest_steps=m, target_clip=1e6).consistency_target(net, x, t, d, labels)
+    torch.testing.assert_close(target[1], unguided[1])
+    assert not torch.allclose(target[0], unguided[0])
+
+
+def test_target_guidance_needs_a_class_conditional_network():
+    objective = Shortcut(finest_steps=8, target_guidance=1.5)
+    d = torch.full((2,), 2 / 8)
+    with pytest.raises(ValueError, match="needs a class-conditional network"):
+        objective.consistency_target(
+            small_net(), torch.randn(2, 8, 2), torch.zeros(2), d, torch.randn(2, 3)
+        )
