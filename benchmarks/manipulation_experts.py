@@ -1,4 +1,4 @@
-"""Success of the scripted experts: robosuite Lift / Can and MetaWorld's MT10, 50 seeds each.
+"""Success of the scripted experts: robosuite Lift / Can / Square and MetaWorld's MT10, 50 seeds each.
 
     OMP_NUM_THREADS=1 python benchmarks/manipulation_experts.py --seeds 50 \
         --out docs/results/manipulation_experts.json
@@ -24,14 +24,14 @@ from envs.robosuite.demos import run_expert_episode as robosuite_episode
 from envs.robosuite.env import RobosuiteEnv
 from envs.stats import wilson_interval
 
-STEP_LIMITS = {"lift": 200, "can": 400, "peg-insert-side": 300}
+STEP_LIMITS = {"lift": 200, "can": 400, "square": 400, "peg-insert-side": 300}
 
 
 def measure(task: str, seeds: range) -> dict:
     """Run the expert of ``task`` on every seed; the row described in the module doc."""
     start, lengths, successes = time.perf_counter(), [], 0
     limit = STEP_LIMITS.get(task, 200)
-    if task in ("lift", "can"):
+    if task in ("lift", "can", "square"):
         env = RobosuiteEnv(task, max_steps=limit)
         for seed in seeds:
             episode = robosuite_episode(env, task, seed)
@@ -61,7 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=50)
     parser.add_argument("--start-seed", type=int, default=100_000)
-    parser.add_argument("--tasks", nargs="*", default=["lift", "can", *MT10_TASKS])
+    parser.add_argument("--tasks", nargs="*", default=["lift", "can", "square", *MT10_TASKS])
     parser.add_argument("--out", default="docs/results/manipulation_experts.json")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message="Constant")  # MetaWorld's experts saturate

@@ -1,6 +1,6 @@
 """robosuite demonstrations from the scripted experts: robomimic-layout HDF5, then our zarr store.
 
-``make_robosuite_store`` runs the expert of ``lift`` or ``can`` from reset seeds
+``make_robosuite_store`` runs the expert of ``lift``, ``can`` or ``square`` from reset seeds
 ``start_seed ..``, writes every kept episode to ``<store>.hdf5`` (robomimic's layout, see
 ``shortcut_policy/data/robomimic_hdf5.py``: obs and next_obs with robomimic's key names, actions,
 MuJoCo states, sparse rewards, dones, ``env_args``), and converts that file to the zarr store

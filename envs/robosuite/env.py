@@ -1,11 +1,12 @@
-"""robosuite (1.5, MuJoCo) Lift and PickPlaceCan with a Panda arm under operational-space control.
+"""robosuite (1.5, MuJoCo) Lift, PickPlaceCan and NutAssemblySquare with a Panda arm under
+operational-space control.
 
 Observations are named as in robomimic's low-dim datasets (all float32, positions in metres,
 quaternions x, y, z, w):
 
 * ``object``: the task's object state, ``(10,)`` on Lift (cube position, quaternion, cube to
-  gripper vector), ``(14,)`` on Can (can position, quaternion, can-to-gripper position and
-  quaternion);
+  gripper vector), ``(14,)`` on Can and Square (the can's or square nut's position and
+  quaternion, object-to-gripper position and quaternion);
 * ``robot0_eef_pos`` ``(3,)``, ``robot0_eef_quat`` ``(4,)``, ``robot0_gripper_qpos`` ``(2,)``,
   ``robot0_gripper_qvel`` ``(2,)``, ``robot0_joint_pos`` ``(7,)``, ``robot0_joint_vel`` ``(7,)``.
 
@@ -28,7 +29,7 @@ import numpy as np
 from envs.metaworld.env import require
 
 # our task name -> robosuite environment name
-TASKS = {"lift": "Lift", "can": "PickPlaceCan"}
+TASKS = {"lift": "Lift", "can": "PickPlaceCan", "square": "NutAssemblySquare"}
 OBS_KEYS = (
     "object",
     "robot0_eef_pos",
@@ -42,7 +43,7 @@ CONTROL_FREQ = 20
 
 
 def check_task(name: str) -> str:
-    """robosuite's environment name for ``name`` (``lift`` or ``can``)."""
+    """robosuite's environment name for ``name`` (``lift``, ``can`` or ``square``)."""
     if name not in TASKS:
         raise ValueError(f"unknown robosuite task {name!r}; known tasks: {', '.join(TASKS)}")
     return TASKS[name]
@@ -88,7 +89,7 @@ def env_args_json(task: str) -> str:
 
 
 class RobosuiteEnv(gym.Env):
-    """Lift or Can as a gymnasium env with robomimic-named dict observations (module doc)."""
+    """Lift, Can or Square as a gymnasium env with robomimic-named dict observations (module doc)."""
 
     metadata = {"render_modes": []}
 

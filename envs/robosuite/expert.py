@@ -1,8 +1,10 @@
-"""Scripted experts for robosuite Lift and PickPlaceCan (Panda, OSC_POSE delta actions).
+"""Scripted experts for robosuite Lift, PickPlaceCan and NutAssemblySquare (Panda, OSC_POSE).
 
-Both are phase machines over the privileged observation (object pose, gripper pose): move above
+All are phase machines over the privileged observation (object pose, gripper pose): move above
 the object with the gripper open and turned to the object's yaw, descend, close, lift; the Can
-expert then carries the can over its target bin, lowers it, opens and backs away. Position
+expert then carries the can over its target bin, lowers it, opens and backs away; the Square
+expert grasps the nut's handle, turns the nut square to the peg, carries its ring over the peg,
+lowers it down the peg, opens and backs away. Position
 commands are proportional (``gain`` x error / 0.05 m, clipped to [-1, 1]); orientation is held
 pointing down, turned about the vertical axis toward the target yaw.
 """
@@ -61,6 +63,7 @@ class PickExpert:
     symmetry = np.pi / 2  # the object's yaw symmetry (a cube looks the same every 90 degrees)
     grasp_depth = 0.0  # target height of the gripper relative to the object's centre (m)
     lift_height = 0.12
+    close_steps = 8  # steps the gripper is given to close before lifting
 
     def __init__(self, gain: float = 8.0, rot_gain: float = 2.0) -> None:
         self.gain, self.rot_gain = gain, rot_gain
@@ -77,16 +80,23 @@ class PickExpert:
             turn = wrap(np.arctan2(obj[1, 0], obj[0, 0]) - gripper_yaw, self.symmetry)
             self.target_rot = rot_z(turn) @ down
 
-    def command(self, obs, target: np.ndarray, gripper: float) -> np.ndarray:
-        """Action moving the gripper toward ``target`` (m) with the gripper command given."""
-        move = np.clip(self.gain * (target - obs["robot0_eef_pos"]) / POS_SCALE, -1.0, 1.0)
-        error = self.target_rot @ quat_to_mat(obs["robot0_eef_quat"]).T
-        turn = np.clip(self.rot_gain * rotation_vector(error) / ROT_SCALE, -1.0, 1.0)
+    def command(self, obs, target: np.ndarray, gripper: float, limit: float = 1.0) -> np.ndarray:
+        """Action moving the gripper toward ``target`` (m) with the gripper command given;
+        ``limit`` caps each position and turn command (1 = the controller's 0.05 m, 0.5 rad)."""
+        move = np.clip(self.gain * (target - obs["robot0_eef_pos"]) / POS_SCALE, -limit, limit)
+        turn = np.clip(self.rot_gain * self.turn_error(obs) / ROT_SCALE, -limit, limit)
         return np.concatenate([move, turn, [gripper]]).astype(np.float32)
 
+    def turn_error(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """Axis-angle ``(3,)`` (radians) from the gripper's orientation to the target's."""
+        return rotation_vector(self.target_rot @ quat_to_mat(obs["robot0_eef_quat"]).T)
+
+    def grasp_point(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """Where the gripper closes (m): the object's centre, ``grasp_depth`` higher."""
+        return obs[f"{self.object_key}_pos"] + np.array([0.0, 0.0, self.grasp_depth])
+
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        eef, obj = obs["robot0_eef_pos"], obs[f"{self.object_key}_pos"]
-        grasp = obj + np.array([0.0, 0.0, self.grasp_depth])
+        eef, grasp = obs["robot0_eef_pos"], self.grasp_point(obs)
         self.timer += 1
         if self.phase == "approach":
             above = grasp + np.array([0.0, 0.0, 0.08])
@@ -98,7 +108,7 @@ class PickExpert:
                 self.phase, self.timer = "close", 0
             return self.command(obs, grasp, -1.0)
         if self.phase == "close":
-            if self.timer >= 8:
+            if self.timer >= self.close_steps:
                 self.phase, self.timer = "lift", 0
             return self.command(obs, grasp, 1.0)
         return self.carry(obs)
@@ -150,11 +160,94 @@ class CanExpert(PickExpert):
         return self.command(obs, np.array([*self.bin_xy, self.carry_height]), -1.0)
 
 
+def yaw_of(quat: np.ndarray) -> float:
+    """Rotation about the vertical axis (radians) of a quaternion ``(x, y, z, w)``."""
+    rot = quat_to_mat(quat)
+    return float(np.arctan2(rot[1, 0], rot[0, 0]))
+
+
+class SquareExpert(PickExpert):
+    """NutAssemblySquare: grasp the nut by its handle, square it to the peg, drop it over the peg.
+
+    The fingers close across the handle, ``HANDLE`` m out along the nut's own x axis (the middle
+    of the handle's free part: nearer the ring, the finger pads catch the ring's wall). After
+    the lift the gripper turns the nut by the smallest angle that squares it with the peg (the
+    ring fits the peg every 90 degrees), then carries the ring's centre over the peg, lowers it
+    until the nut rests near the table, opens and backs away upward (success needs the gripper
+    off the nut).
+    """
+
+    object_key = "SquareNut"
+    symmetry = np.pi  # the fingers close across the handle either way round
+    HANDLE = 0.064  # grasp point on the handle, in the nut's frame (m); the ring ends at 0.043
+    grasp_depth = 0.004  # the fingertips reach 0.012 m below the gripper's site: 2 mm off the table
+    close_steps = 15  # the handle is thin: let the fingers close fully before lifting
+    carry_height = 1.02  # the peg's top is at 0.95 m; the nut is 0.02 m thick
+    rest_height = 0.845  # nut centre low enough to count as around the peg (0.87 m)
+
+    def __init__(self, peg_xy: np.ndarray, gain: float = 8.0, rot_gain: float = 2.0) -> None:
+        super().__init__(gain, rot_gain)
+        self.peg_xy = np.asarray(peg_xy, dtype=np.float64)
+        self.hold = np.zeros(3)
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        # The handle is 2 cm thick and 3 cm wide, so the grasp is slower and stricter than
+        # Lift's: turned and centred above it first, down at a third of full speed (at full
+        # speed the fingertips overshoot into the table), then closed where the gripper stands.
+        eef, grasp = obs["robot0_eef_pos"], self.grasp_point(obs)
+        self.timer += 1
+        if self.phase == "approach":
+            above = grasp + np.array([0.0, 0.0, 0.06])
+            turned = np.linalg.norm(self.turn_error(obs)) < 0.05
+            if (np.linalg.norm(eef - above) < 0.005 and turned) or self.timer > 80:
+                self.phase, self.timer = "descend", 0
+            return self.command(obs, above, -1.0)
+        if self.phase == "descend":
+            if np.linalg.norm(eef - grasp) < 0.004 or self.timer > 40:
+                self.phase, self.timer, self.hold = "close", 0, eef.copy()
+            return self.command(obs, grasp, -1.0, limit=0.3)
+        if self.phase == "close":
+            if self.timer >= self.close_steps:
+                self.phase, self.timer = "lift", 0
+            return self.command(obs, self.hold, 1.0)
+        return self.carry(obs)
+
+    def grasp_point(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        handle = quat_to_mat(obs["SquareNut_quat"]) @ [self.HANDLE, 0.0, 0.0]
+        return obs["SquareNut_pos"] + handle + np.array([0.0, 0.0, self.grasp_depth])
+
+    def carry(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        eef, nut = obs["robot0_eef_pos"], obs["SquareNut_pos"]
+        over_peg = self.peg_xy + (eef[:2] - nut[:2])  # the gripper's xy that puts the ring there
+        if self.phase == "lift":
+            if eef[2] > self.carry_height - 0.02:
+                turn = -wrap(yaw_of(obs["SquareNut_quat"]), np.pi / 2)
+                self.target_rot = rot_z(turn) @ self.target_rot
+                self.phase, self.timer = "transport", 0
+            return self.command(obs, np.array([eef[0], eef[1], self.carry_height]), 1.0, 0.5)
+        if self.phase == "transport":
+            if np.linalg.norm(nut[:2] - self.peg_xy) < 0.004 or self.timer > 120:
+                self.phase, self.timer = "lower", 0
+            return self.command(obs, np.array([*over_peg, self.carry_height]), 1.0, 0.5)
+        if self.phase == "lower":
+            if nut[2] < self.rest_height or self.timer > 60:
+                self.phase, self.timer = "release", 0
+            low = eef[2] + (self.rest_height - 0.01 - nut[2])
+            return self.command(obs, np.array([*over_peg, low]), 1.0)
+        if self.phase == "release":
+            if self.timer >= 10:
+                self.phase, self.timer = "retreat", 0
+            return self.command(obs, eef, -1.0)
+        return self.command(obs, np.array([eef[0], eef[1], self.carry_height]), -1.0)
+
+
 def make_expert(task: str, env) -> PickExpert:
-    """The expert for ``task`` (``lift`` or ``can``) in a :class:`RobosuiteEnv` ``env``."""
+    """The expert for ``task`` (``lift``, ``can`` or ``square``) in a :class:`RobosuiteEnv`."""
+    inner = env.env
     if task == "lift":
         return LiftExpert()
     if task == "can":
-        inner = env.env
         return CanExpert(inner.target_bin_placements[inner.object_id][:2])
-    raise ValueError(f"no scripted expert for {task!r}; known: lift, can")
+    if task == "square":
+        return SquareExpert(inner.sim.data.body_xpos[inner.peg1_body_id][:2].copy())
+    raise ValueError(f"no scripted expert for {task!r}; known: lift, can, square")

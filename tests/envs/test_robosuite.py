@@ -85,9 +85,21 @@ def test_can_env_shapes_and_expert_succeeds():
     env.close()
 
 
+def test_square_env_shapes_and_expert_puts_the_nut_on_the_peg():
+    env = RobosuiteEnv("square", max_steps=300)
+    obs, _ = env.reset(seed=0)
+    assert obs["object"].shape == (14,) and set(obs) == set(OBS_KEYS)
+    assert run_expert(env, "square", 0, 300)["is_success"]
+    inner = env.env
+    nut = inner.sim.data.body_xpos[inner.obj_body_id["SquareNut"]]
+    peg = inner.sim.data.body_xpos[inner.peg1_body_id]
+    assert np.linalg.norm(nut[:2] - peg[:2]) < 0.03 and nut[2] < 0.87  # around the peg, low
+    env.close()
+
+
 def test_unknown_task_and_missing_extra(monkeypatch):
-    with pytest.raises(ValueError, match="known tasks: lift, can"):
-        RobosuiteEnv("square")
+    with pytest.raises(ValueError, match="known tasks: lift, can, square"):
+        RobosuiteEnv("stack")
     monkeypatch.setitem(sys.modules, "robosuite", None)
     with pytest.raises(ImportError, match=r'pip install -e "\.\[manipulation\]"'):
         RobosuiteEnv("lift")
