@@ -1,4 +1,4 @@
-"""Success of the scripted experts: robosuite Lift / Can / Square and MetaWorld's MT10, 50 seeds each.
+"""Success of the scripted experts: robosuite Lift / Can / Square and MetaWorld MT10, 50 seeds each.
 
     OMP_NUM_THREADS=1 python benchmarks/manipulation_experts.py --seeds 50 \
         --out docs/results/manipulation_experts.json

@@ -89,7 +89,7 @@ def env_args_json(task: str) -> str:
 
 
 class RobosuiteEnv(gym.Env):
-    """Lift, Can or Square as a gymnasium env with robomimic-named dict observations (module doc)."""
+    """Lift, Can or Square as a gymnasium env with robomimic-named dict observations (see above)."""
 
     metadata = {"render_modes": []}
 
