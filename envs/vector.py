@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import signal
+import signal
 import time
 import traceback
 from collections.abc import Callable
@@ -282,7 +283,7 @@ class EnvPool:
         w = self._workers[slot]
         try:
             tag, payload = w.conn.recv()
-        except EOFError:  # it closed the pipe by exiting
+        except (EOFError, OSError):  # it exited (closed pipe) or was killed (connection reset)
             return self._died(slot)
         except Exception as exc:  # e.g. the reply names a class the parent cannot import
             return self._fault(slot, "crash", f"unreadable reply: {type(exc).__name__}: {exc}")
@@ -297,7 +298,7 @@ class EnvPool:
     def _died(self, slot: int) -> EnvFault:
         process = self._workers[slot].process
         process.join(1.0)  # its pipe closed as it exited; reap it to read the exit code
-        return self._fault(slot, "crash", f"worker died (exit code {process.exitcode})")
+        return self._fault(slot, "crash", f"worker died ({exit_status(process.exitcode)})")
 
     def _expire(self, slot: int) -> EnvFault:
         w = self._workers[slot]
@@ -308,6 +309,18 @@ class EnvPool:
         else:
             message = f"no answer within step_timeout_s={self.step_timeout_s:g}"
         return self._fault(slot, "timeout", message + "; worker killed")
+
+
+def exit_status(code: int | None) -> str:
+    """A worker's exit code in words: ``"killed by SIGKILL"``, ``"exit code 3"``."""
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
 _NOT_YET = object()  # _receive's marker for a "ready" message: the reply is still to come

@@ -91,9 +91,11 @@ class ChunkBuffer:
     def add_observation(self, obs: dict[str, np.ndarray]) -> None:
         self.observations.append(obs)
 
-    def history(self) -> dict[str, np.ndarray]:
-        """``{key: (n_obs_steps, *shape)}``, the oldest observation repeated while too short."""
-        frames = list(self.observations)
+    def history(self, newest: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """``{key: (n_obs_steps, *shape)}``, the oldest observation repeated while too short;
+        with ``newest``, the history as it would be once that observation is added."""
+        frames = list(self.observations) + ([newest] if newest is not None else [])
+        frames = frames[-self.n_obs_steps :]
         frames = [frames[0]] * (self.n_obs_steps - len(frames)) + frames
         return {key: np.stack([frame[key] for frame in frames]) for key in frames[0]}
 
@@ -142,7 +144,7 @@ class ShortcutPolicy:
                 f"horizon {self.horizon} is too short to execute {self.n_action_steps} actions "
                 f"after {self.n_obs_steps} observations; need n_obs_steps - 1 + n_action_steps"
             )
-        self.steps = steps if steps is not None else objective.default_steps
+        self.steps = objective.budget(steps)
         self.generator: torch.Generator | None = None
         self.reset()
 
@@ -203,23 +205,31 @@ class ShortcutPolicy:
 
         Generates a chunk only when the queue of actions is empty; until the history holds
         ``n_obs_steps`` observations, the oldest one is repeated (as the training data pads).
+        An observation that is refused, or whose chunk is, leaves the history as it was.
         """
-        self.buffer.add_observation(self.validate(obs, batched=False))
+        checked = self.validate(obs, batched=False)
+        chunk = None
         if self.buffer.needs_chunk:
-            history = {key: value[None] for key, value in self.buffer.history().items()}
-            self.buffer.enqueue(self.predict_action_chunk(history)[0])
+            history = self.buffer.history(newest=checked)
+            chunk = self.predict_action_chunk({key: value[None] for key, value in history.items()})
+        self.buffer.add_observation(checked)
+        if chunk is not None:
+            self.buffer.enqueue(chunk[0])
         return self.buffer.pop()
 
     @torch.inference_mode()
     def predict_action_chunk(
         self, obs: Mapping[str, np.ndarray | torch.Tensor], steps: int | None = None
     ) -> np.ndarray:
-        """Observations ``{key: (B, n_obs_steps, *shape)}`` -> actions ``(B, horizon, Da)``."""
+        """Observations ``{key: (B, n_obs_steps, *shape)}`` -> actions ``(B, horizon, Da)``.
+
+        ``steps`` overrides ``self.steps`` for this call. Raises ``ValueError`` rather than
+        return a NaN or infinite action.
+        """
+        steps = self.objective.budget(self.steps if steps is None else steps)
         tensors = self.network_inputs(obs)
-        chunk = sample_action_chunk(
-            self.network, self.objective, tensors, steps or self.steps, self.generator
-        )
-        return chunk.cpu().numpy()
+        chunk = sample_action_chunk(self.network, self.objective, tensors, steps, self.generator)
+        return finite_actions(chunk.cpu().numpy())
 
     def network_inputs(self, obs: Mapping[str, np.ndarray | torch.Tensor]) -> dict:
         """Checked batched observations ``{key: (B, n_obs_steps, *shape)}`` as device tensors.
@@ -263,11 +273,29 @@ class ShortcutPolicy:
             raise ValueError(f"observation {key!r} has shape {tuple(value.shape)}; expected {want}")
         if self.obs_types[key] == RGB:
             return checked_frames(key, value)
+        # Checked after the cast: a float64 1e300 is finite, but inf in float32.
+        with np.errstate(over="ignore"):
+            value = value.astype(np.float32, copy=False)
         finite = np.isfinite(value)
         if not finite.all():
             first = tuple(int(i) for i in np.argwhere(~finite)[0])
-            raise ValueError(f"observation {key!r} contains NaN or inf (first at index {first})")
-        return value.astype(np.float32, copy=False)
+            raise ValueError(
+                f"observation {key!r} contains NaN or inf, or a value beyond float32's range "
+                f"(first at index {first})"
+            )
+        return value
+
+
+def finite_actions(chunk: np.ndarray) -> np.ndarray:
+    """``chunk`` ``(B, horizon, Da)`` as it is, or a ``ValueError`` if any action is not finite."""
+    bad = ~np.isfinite(chunk).all(axis=(1, 2))
+    if bad.any():
+        raise ValueError(
+            f"the policy produced NaN or infinite actions for batch row(s) "
+            f"{np.flatnonzero(bad).tolist()}: the observation is far outside anything seen in "
+            "training; check its units and scale (the action was not returned)"
+        )
+    return chunk
 
 
 def frame_shape_error(key: str, shape: tuple[int, ...], expected: tuple[int, ...], batched: bool):

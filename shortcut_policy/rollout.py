@@ -99,7 +99,8 @@ def rollout(cfg: DictConfig) -> dict[str, Any] | None:
     if rank.is_main:
         print(f"[rollout] checkpoint: {checkpoint} ({rank.world} process(es))")
     policy = ShortcutPolicy.from_pretrained(checkpoint, device=str(device), task=cfg.task.name)
-    budgets = list(cfg.steps) if OmegaConf.is_list(cfg.steps) else [int(cfg.steps)]
+    asked = list(cfg.steps) if OmegaConf.is_list(cfg.steps) else [cfg.steps]
+    budgets = [policy.objective.budget(steps) for steps in asked]  # before any env starts
     out_dir = Path(cfg.out_dir)
     make_env = env_factory(cfg.task)
     if cfg.n_episodes < 1:

@@ -83,6 +83,7 @@ def test_executed_actions_are_the_chunk_after_the_oldest_observation(run_dir):
         ({"pos": np.array(["a", "b"])}, r"'pos' has dtype <U1"),
         ({"pos": np.array([np.nan, 0.0])}, r"'pos' contains NaN or inf"),
         ({"pos": np.array([np.inf, 0.0])}, r"'pos' contains NaN or inf"),
+        ({"pos": np.array([1e300, 0.0])}, r"'pos' contains NaN or inf, or a value beyond float32"),
     ],
 )
 def test_bad_observations_are_named(run_dir, bad, message):
@@ -102,3 +103,38 @@ def test_policy_for_another_task_is_refused(run_dir):
         ShortcutPolicy.from_pretrained(run_dir, task="push_t")
     with pytest.raises(CheckpointError, match="no policy at"):
         ShortcutPolicy.from_pretrained(run_dir / "nowhere")
+
+
+def test_a_refused_observation_leaves_the_history_untouched(run_dir):
+    policy = ShortcutPolicy.from_pretrained(run_dir, device="cpu")
+    policy.select_action(obs(0.1))
+    before = [dict(o) for o in policy.buffer.observations]
+    with pytest.raises(ValueError, match="beyond float32"):
+        policy.select_action({"pos": np.array([1e300, 0.0])})
+    assert len(policy.buffer.observations) == len(before)
+    policy.select_action(obs(0.2))  # the next valid observation still works
+
+
+def test_non_finite_actions_are_refused_and_nothing_is_stored(run_dir):
+    policy = ShortcutPolicy.from_pretrained(run_dir, device="cpu")
+    huge = {"pos": np.array([1e30, 1e30], dtype=np.float32)}  # finite, absurd
+    with pytest.raises(ValueError, match="NaN or infinite actions for batch row"):
+        policy.select_action(huge)
+    assert len(policy.buffer.observations) == 0 and policy.buffer.needs_chunk
+    assert np.isfinite(policy.select_action(obs(0.1))).all()
+
+
+@pytest.mark.parametrize("steps", [0, -1, 1.5, "4", True, 129])
+def test_bad_step_budgets_are_refused_everywhere(run_dir, steps):
+    message = r"steps \(network passes per sample\) must be an integer in \[1, 128\]"
+    with pytest.raises(ValueError, match=message):
+        ShortcutPolicy.from_pretrained(run_dir, device="cpu", steps=steps)
+    policy = ShortcutPolicy.from_pretrained(run_dir, device="cpu")
+    batch = {"pos": np.zeros((1, 2, 2), np.float32)}
+    with pytest.raises(ValueError, match=message):
+        policy.predict_action_chunk(batch, steps=steps)
+
+
+def test_a_numpy_integer_budget_is_accepted(run_dir):
+    policy = ShortcutPolicy.from_pretrained(run_dir, device="cpu", steps=np.int64(2))
+    assert policy.steps == 2 and type(policy.steps) is int

@@ -1,5 +1,7 @@
 import functools
 import json
+import os
+import signal
 import time
 
 import numpy as np
@@ -109,6 +111,11 @@ class FaultyPushT:
             raise RuntimeError("simulator exploded")
         if self.seed == 100002 and self.t == 2:
             time.sleep(1000)
+        if self.seed == 100004 and self.t == 4:
+            obs, *rest = self.env.step(action)
+            return {key: np.full_like(value, np.nan) for key, value in obs.items()}, *rest
+        if self.seed == 100005 and self.t == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
         return self.env.step(action)
 
     def close(self):
@@ -119,9 +126,23 @@ def make_faulty_env():
     return FaultyPushT()
 
 
+class HugeStatePushT(FaultyPushT):
+    """Seed 2 starts from an absurd (finite) state."""
+
+    def reset(self, seed=None, options=None):
+        obs, info = super().reset(seed, options)
+        if seed == 2:
+            obs = {**obs, "state": np.full_like(obs["state"], 1e30)}
+        return obs, info
+
+
+def make_huge_state_env():
+    return HugeStatePushT()
+
+
 def test_crashing_and_hanging_environments_do_not_stop_the_evaluation(push_t_policy_dir):
     policy = ShortcutPolicy.from_pretrained(push_t_policy_dir, device="cpu")
-    seeds = [100000, 100001, 100002, 100003]
+    seeds = [100000, 100001, 100002, 100003, 100004, 100005]
     with EnvPool(functools.partial(make_faulty_env), 2, step_timeout_s=2.0) as pool:
         results = run_episodes(policy, pool, seeds, steps=1)
     assert [r.seed for r in results] == seeds
@@ -129,6 +150,27 @@ def test_crashing_and_hanging_environments_do_not_stop_the_evaluation(push_t_pol
     assert results[2].fault.startswith("timeout")
     assert results[0].fault is None and results[0].length == 10
     assert results[3].fault is None and results[3].length == 10
+    # A NaN observation fails that episode alone, with its reason.
+    assert results[4].fault.startswith("bad observation at step 4") and "NaN" in results[4].fault
+    assert "worker died (killed by SIGKILL)" in results[5].fault
+
+
+def test_non_finite_actions_fail_only_their_episode(push_t_policy_dir):
+    policy = ShortcutPolicy.from_pretrained(push_t_policy_dir, device="cpu")
+    real = policy.predict_action_chunk
+
+    def nan_for_huge_state(batch, steps=None):
+        chunk = real(batch, steps)
+        chunk[batch["state"][:, -1, 0] > 1e6] = np.nan  # as a blown-up network would give
+        from shortcut_policy.policy import finite_actions
+
+        return finite_actions(chunk)
+
+    policy.predict_action_chunk = nan_for_huge_state
+    with EnvPool(functools.partial(make_huge_state_env), 2, step_timeout_s=5.0) as pool:
+        results = run_episodes(policy, pool, [1, 2, 3], steps=1)
+    assert results[1].fault.startswith("policy at step 0") and "NaN or infinite" in results[1].fault
+    assert results[0].fault is None and results[2].fault is None
 
 
 def test_training_evaluates_in_the_simulator_and_keeps_best_and_last(tmp_path):

@@ -4,7 +4,9 @@ Each environment slot keeps its own :class:`ChunkBuffer`; at every tick the slot
 queue is empty are stacked into one ``predict_action_chunk`` call, so a GPU sees one batch
 instead of one call per environment. A slot whose environment crashes or hangs returns an
 ``EnvFault``: its episode counts as a failure, is listed in the report, and the slot's worker is
-replaced by the pool, so the evaluation always finishes.
+replaced by the pool, so the evaluation always finishes. An observation the policy refuses (NaN
+from a glitching simulator) or a chunk it refuses (non-finite actions) fails that episode alone,
+in the same way.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from shortcut_policy.policy import ChunkBuffer, ShortcutPolicy
 
 @dataclass
 class EpisodeResult:
-    """Outcome of one episode; ``fault`` is set when the environment crashed or hung."""
+    """Outcome of one episode; ``fault`` says why it failed early (crash, hang, bad input)."""
 
     seed: int
     success: bool = False
@@ -75,15 +77,19 @@ def run_episodes(
             if isinstance(outcome, EnvFault):
                 episode.result.fault = f"{outcome.kind} at reset: {outcome.message}"
                 finish(slot)
-            else:
-                episode.buffer.add_observation(policy.validate(outcome, batched=False))
+            elif _observe(policy, episode, outcome):
                 _maybe_render(pool, slot, episode)
+            else:
+                finish(slot)
 
     while slots or pending:
         fill(sorted(set(range(pool.n_workers)) - set(slots)))  # refill after faults too
         if not slots:
             continue  # every reset failed; those episodes are recorded, try the next seeds
-        _plan(policy, slots, steps)
+        for slot in _plan(policy, slots, steps):
+            finish(slot)
+        if not slots:
+            continue
         outcomes = pool.step_many({slot: s.buffer.pop() for slot, s in slots.items()})
         for slot, outcome in outcomes.items():
             if _advance(policy, pool, slot, slots[slot], outcome):
@@ -91,15 +97,46 @@ def run_episodes(
     return [results[seed] for seed in order]
 
 
-def _plan(policy: ShortcutPolicy, slots: dict[int, _Slot], steps: int) -> None:
-    """One batched chunk prediction for every slot whose queue is empty."""
+def _plan(policy: ShortcutPolicy, slots: dict[int, _Slot], steps: int) -> list[int]:
+    """One batched chunk prediction for every slot whose queue is empty; returns the slots
+    whose episode failed because the policy produced a non-finite action for them."""
     hungry = [slot for slot, s in slots.items() if s.buffer.needs_chunk]
     if not hungry:
-        return
-    histories = [slots[slot].buffer.history() for slot in hungry]
+        return []
+    try:
+        chunks = _predict(policy, [slots[slot] for slot in hungry], steps)
+    except ValueError:  # some row gave NaN actions: find it alone, keep the other episodes
+        chunks = []
+        for slot in hungry:
+            try:
+                chunks.append(_predict(policy, [slots[slot]], steps)[0])
+            except ValueError as err:
+                result = slots[slot].result
+                result.fault = f"policy at step {result.length}: {err}"
+                result.success, result.score = False, 0.0
+                chunks.append(None)
+    for slot, chunk in zip(hungry, chunks):
+        if chunk is not None:
+            slots[slot].buffer.enqueue(chunk)
+    return [slot for slot, chunk in zip(hungry, chunks) if chunk is None]
+
+
+def _predict(policy: ShortcutPolicy, episodes: list[_Slot], steps: int) -> np.ndarray:
+    histories = [episode.buffer.history() for episode in episodes]
     batch = {key: np.stack([h[key] for h in histories]) for key in histories[0]}
-    for slot, chunk in zip(hungry, policy.predict_action_chunk(batch, steps)):
-        slots[slot].buffer.enqueue(chunk)
+    return policy.predict_action_chunk(batch, steps)
+
+
+def _observe(policy: ShortcutPolicy, episode: _Slot, obs) -> bool:
+    """Add a checked observation to the episode's history; False (the episode failed, its
+    reason recorded) when the simulator returned a bad one, e.g. NaN after a glitch."""
+    try:
+        episode.buffer.add_observation(policy.validate(obs, batched=False))
+    except ValueError as err:
+        episode.result.fault = f"bad observation at step {episode.result.length}: {err}"
+        episode.result.success, episode.result.score = False, 0.0
+        return False
+    return True
 
 
 def _advance(policy, pool, slot: int, episode: _Slot, outcome) -> bool:
@@ -116,8 +153,7 @@ def _advance(policy, pool, slot: int, episode: _Slot, outcome) -> bool:
     _maybe_render(pool, slot, episode)
     if terminated or truncated:
         return True
-    episode.buffer.add_observation(policy.validate(obs, batched=False))
-    return False
+    return not _observe(policy, episode, obs)
 
 
 def _maybe_render(pool: EnvPool, slot: int, episode: _Slot) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from shortcut_policy.objectives.sampling import VelocityNet, expand_like
+from shortcut_policy.objectives.sampling import VelocityNet, expand_like, step_budget
 
 
 def squared_cosine_alphas_cumprod(train_steps: int, max_beta: float = 0.999) -> torch.Tensor:
@@ -72,6 +72,10 @@ class DDPM:
         abar = self.alphas_cumprod.to(like.device)[k]
         return abar.to(like.dtype)
 
+    def budget(self, steps: object = None) -> int:
+        """``steps`` checked (an integer in ``[1, train_steps]``; None: ``default_steps``)."""
+        return step_budget(steps, self.default_steps, self.train_steps, "DDPM/DDIM")
+
     def loss(
         self,
         net: VelocityNet,
@@ -113,7 +117,7 @@ class DDPM:
 
         ``generator`` drives the ancestral sampler's fresh noise (DDIM uses none).
         """
-        steps = steps or self.default_steps
+        steps = self.budget(steps)
         timesteps = trailing_timesteps(self.train_steps, steps)
         x = noise
         for i, k in enumerate(timesteps):

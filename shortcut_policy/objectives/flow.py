@@ -16,6 +16,7 @@ from shortcut_policy.objectives.sampling import (
     VelocityNet,
     expand_like,
     integrate,
+    step_budget,
     uniform_step_sizes,
 )
 
@@ -61,6 +62,10 @@ class FlowMatching:
     default_steps: int = 1
     name: str = "flow"
 
+    def budget(self, steps: object = None) -> int:
+        """``steps`` checked (any positive integer of Euler steps; None: ``default_steps``)."""
+        return step_budget(steps, self.default_steps, None, "flow matching")
+
     def loss(
         self,
         net: VelocityNet,
@@ -83,6 +88,6 @@ class FlowMatching:
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """``steps`` equal Euler steps from ``noise`` (t=0) to data (t=1); deterministic."""
-        sizes = uniform_step_sizes(steps or self.default_steps)
+        sizes = uniform_step_sizes(self.budget(steps))
         told = [1.0 / self.finest_steps] * len(sizes)
         return integrate(net, noise, cond, sizes, told)

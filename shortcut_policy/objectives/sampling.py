@@ -7,12 +7,29 @@ For a shortcut model ``d == dt``; for a flow-matching model ``d`` is always the 
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 
 import torch
 
 # net(x, t, d, cond) -> velocity with the shape of x; t and d have shape (B,).
 VelocityNet = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, object], torch.Tensor]
+
+
+def step_budget(steps: object, default: int, most: int | None, method: str) -> int:
+    """The network passes a caller asked for, checked: ``default`` for None, else an integer
+    in ``[1, most]`` (``most`` None: no upper bound). Anything else (0, 1.5, "4", True) raises a
+    ``ValueError`` that names the valid range, at every entry point alike."""
+    if steps is None:
+        steps = default
+    valid = f"[1, {most}]" if most is not None else "1 or more"
+    integral = isinstance(steps, numbers.Integral) and not isinstance(steps, bool)
+    if not integral or not 1 <= int(steps) <= (most if most is not None else int(steps)):
+        raise ValueError(
+            f"steps (network passes per sample) must be an integer in {valid} for {method}, "
+            f"got {steps!r} ({type(steps).__name__})"
+        )
+    return int(steps)
 
 
 def shortcut_step_sizes(steps: int, finest_steps: int) -> list[float]:

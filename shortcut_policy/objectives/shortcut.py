@@ -37,6 +37,7 @@ from shortcut_policy.objectives.sampling import (
     VelocityNet,
     integrate,
     shortcut_step_sizes,
+    step_budget,
 )
 
 
@@ -107,6 +108,10 @@ class Shortcut:
     def n_levels(self) -> int:
         """Number of consistency levels: ``d = 1, 1/2, ..., 2/M``."""
         return int(math.log2(self.finest_steps))
+
+    def budget(self, steps: object = None) -> int:
+        """``steps`` checked (an integer in ``[1, M]``; None: ``default_steps``)."""
+        return step_budget(steps, self.default_steps, self.finest_steps, "a shortcut model")
 
     def consistency_rows(self, batch: int) -> int:
         """How many rows of a batch of ``batch`` are self-consistency rows.
@@ -215,7 +220,7 @@ class Shortcut:
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Exactly ``steps`` network passes (any integer in ``[1, M]``); no fresh noise."""
-        sizes = shortcut_step_sizes(steps or self.default_steps, self.finest_steps)
+        sizes = shortcut_step_sizes(self.budget(steps), self.finest_steps)
         return integrate(net, noise, cond, sizes)
 
 
