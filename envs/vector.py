@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import signal
-import signal
 import time
 import traceback
 from collections.abc import Callable
