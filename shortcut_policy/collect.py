@@ -13,6 +13,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from shortcut_policy.cli import user_errors
 from shortcut_policy.tasks import CONFIG_DIR, generate_dataset
 
 
@@ -29,7 +30,8 @@ def collect(cfg: DictConfig) -> Path:
 
 @hydra.main(config_path=CONFIG_DIR, config_name="collect", version_base=None)
 def main(cfg: DictConfig) -> None:
-    collect(cfg)
+    with user_errors("collect"):
+        collect(cfg)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from envs.vector import EnvPool
 from envs.video import record_video
+from shortcut_policy.cli import user_errors
 from shortcut_policy.evaluation.episodes import EpisodeResult, run_episodes
 from shortcut_policy.evaluation.latency import chunk_latency, chunk_throughput, forward_latency
 from shortcut_policy.evaluation.report import (
@@ -145,7 +146,8 @@ def rollout(cfg: DictConfig) -> dict[str, Any] | None:
 @hydra.main(config_path=CONFIG_DIR, config_name="rollout", version_base=None)
 def main(cfg: DictConfig) -> None:
     try:
-        rollout(cfg)
+        with user_errors("rollout"):
+            rollout(cfg)
     finally:
         distributed.stop()
 

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from shortcut_policy.cli import user_errors
 from shortcut_policy.evaluators import get_evaluator
 from shortcut_policy.models import build_network
 from shortcut_policy.objectives import build_objective
@@ -42,14 +43,12 @@ from shortcut_policy.training.run_state import (
     synced_weight_digests,
 )
 from shortcut_policy.training.schedule import step_seed, warmup_cosine_lr
+from shortcut_policy.training.settings import check_train_config
 
 
 def build_run(cfg: DictConfig) -> Run:
     """Datasets, network, EMA copy, objective and optimizer from a resolved config."""
-    if cfg.keep_checkpoints < 1:
-        raise ValueError("keep_checkpoints must be at least 1, or resume would be impossible")
-    if cfg.train.precision not in ("auto", "fp32", "bf16"):
-        raise ValueError(f"train.precision must be auto, fp32 or bf16, got {cfg.train.precision!r}")
+    check_train_config(cfg)
     rank, device = distributed.start(cfg.device, cfg.distributed.timeout_s)
     cfg.train.precision = resolved_precision(cfg.train.precision, device)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
@@ -252,7 +251,8 @@ def train(cfg: DictConfig) -> Run:
 @hydra.main(config_path=CONFIG_DIR, config_name="train", version_base=None)
 def main(cfg: DictConfig) -> None:
     try:
-        run = train(cfg)
+        with user_errors("train"):
+            run = train(cfg)
     finally:
         distributed.stop()
     if run.rank.is_main:

@@ -16,16 +16,20 @@ import torch
 VelocityNet = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, object], torch.Tensor]
 
 
+class BudgetError(ValueError):
+    """A step budget (network passes per sample) that the objective cannot take."""
+
+
 def step_budget(steps: object, default: int, most: int | None, method: str) -> int:
     """The network passes a caller asked for, checked: ``default`` for None, else an integer
     in ``[1, most]`` (``most`` None: no upper bound). Anything else (0, 1.5, "4", True) raises a
-    ``ValueError`` that names the valid range, at every entry point alike."""
+    :class:`BudgetError` that names the valid range, at every entry point alike."""
     if steps is None:
         steps = default
     valid = f"[1, {most}]" if most is not None else "1 or more"
     integral = isinstance(steps, numbers.Integral) and not isinstance(steps, bool)
     if not integral or not 1 <= int(steps) <= (most if most is not None else int(steps)):
-        raise ValueError(
+        raise BudgetError(
             f"steps (network passes per sample) must be an integer in {valid} for {method}, "
             f"got {steps!r} ({type(steps).__name__})"
         )

@@ -11,7 +11,10 @@ from typing import Any
 class MetricLogger:
     """Appends one JSON object per call to ``metrics.jsonl``; mirrors to wandb unless disabled."""
 
-    def __init__(self, run_dir: Path, mode: str, project: str, config: dict, enabled: bool = True):
+    def __init__(
+        self, run_dir: Path, mode: str | None, project: str, config: dict, enabled: bool = True
+    ):
+        mode = logging_mode(mode)
         if mode not in ("offline", "online", "disabled"):
             raise ValueError(f"logging.mode must be offline, online or disabled, got {mode!r}")
         self.enabled = enabled
@@ -41,6 +44,13 @@ class MetricLogger:
     def close(self) -> None:
         if self.wandb is not None:
             self.wandb.finish()
+
+
+def logging_mode(configured: str | None) -> str:
+    """The wandb mode: the config's when it sets one, else ``$WANDB_MODE``, else offline."""
+    if configured is not None:
+        return configured
+    return os.environ.get("WANDB_MODE") or "offline"
 
 
 def _run_id(run_dir: Path) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -155,6 +156,8 @@ def prepare_run_dir(run: Run) -> None:
     if run.rank.is_main:
         run.run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(run.cfg, run.run_dir / "config.yaml", resolve=True)
+        if HydraConfig.initialized():  # the command line, as typed
+            OmegaConf.save(HydraConfig.get().overrides.task, run.run_dir / "overrides.yaml")
     with distributed.failures_named(run.rank, resume_hint(run)):
         distributed.barrier(run.rank)  # every rank has read the checkpoint before any writes one
 
