@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from scipy.stats import t as student_t
+
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """Wilson score interval for a binomial rate.
@@ -32,8 +34,11 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return low, high
 
 
-def mean_interval(values: Sequence[float], z: float = 1.96) -> tuple[float, float, float]:
-    """Mean with a normal-approximation interval (sample std / sqrt(n)).
+def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean with Student's t interval (sample std / sqrt(n), n - 1 degrees of freedom).
+
+    At small n the normal quantile (1.96) would be too narrow: t gives 4.30 at n = 3 and 2.01 at
+    n = 50, and tends to 1.96.
 
     Returns:
         (mean, low, high); low == high == mean when fewer than two values are given.
@@ -45,5 +50,5 @@ def mean_interval(values: Sequence[float], z: float = 1.96) -> tuple[float, floa
     if n < 2:
         return mean, mean, mean
     var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    half = z * math.sqrt(var / n)
+    half = student_t.ppf(0.5 + confidence / 2, n - 1) * math.sqrt(var / n)
     return mean, mean - half, mean + half

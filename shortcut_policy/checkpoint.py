@@ -25,6 +25,10 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded; the message names the file and the fix."""
 
 
+class CorruptCheckpoint(CheckpointError):
+    """A checkpoint file that is truncated or damaged (an earlier one may still be good)."""
+
+
 def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> None:
     """Write ``tensors`` and JSON-serialisable ``meta`` to ``path`` atomically.
 
@@ -41,10 +45,18 @@ def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], m
         save_file(plain, tmp, metadata={META_KEY: json.dumps(meta)})
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's file is private (0600); ours are not
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it, then restoring it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -68,23 +80,35 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
             header = handle.metadata() or {}
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(
+        raise CorruptCheckpoint(
             f"{path} is truncated or corrupt ({err}); use an earlier checkpoint from the same run"
         ) from err
     if META_KEY not in header:
         raise CheckpointError(f"{path} is a safetensors file but not a shortcut_policy checkpoint")
-    return tensors, json.loads(header[META_KEY])
+    return tensors, parse_meta(header[META_KEY], path)
+
+
+def parse_meta(text: str, path: object) -> dict[str, Any]:
+    """The metadata JSON object, or a :class:`CheckpointError` naming the file."""
+    try:
+        meta = json.loads(text)
+    except ValueError as err:
+        raise CheckpointError(f"{path}: its metadata is not valid JSON ({err})") from err
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: its metadata is {type(meta).__name__}, not a JSON object")
+    return meta
 
 
 def read_meta(path: str | os.PathLike) -> dict[str, Any]:
     """Only the JSON metadata of a checkpoint (tensors are not read)."""
     try:
         with safe_open(str(path), framework="pt") as handle:
-            return json.loads((handle.metadata() or {})[META_KEY])
+            text = (handle.metadata() or {})[META_KEY]
     except (SafetensorError, OSError, KeyError, ValueError) as err:
         raise CheckpointError(
             f"{path} is not a readable shortcut_policy checkpoint ({err})"
         ) from err
+    return parse_meta(text, path)
 
 
 def checkpoint_path(folder: str | os.PathLike, step: int) -> Path:
@@ -93,15 +117,21 @@ def checkpoint_path(folder: str | os.PathLike, step: int) -> Path:
 
 def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
     """The complete checkpoint with the highest step in ``folder`` (temporary files ignored)."""
+    found = checkpoints_newest_first(folder)
+    return found[0] if found else None
+
+
+def checkpoints_newest_first(folder: str | os.PathLike) -> list[Path]:
+    """``step_*.safetensors`` files in ``folder``, highest step first."""
     folder = Path(folder)
     if not folder.is_dir():
-        return None
+        return []
     found = [
         (int(match.group(1)), folder / name)
         for name in os.listdir(folder)
         if (match := CHECKPOINT_PATTERN.match(name))
     ]
-    return max(found)[1] if found else None
+    return [path for _, path in sorted(found, reverse=True)]
 
 
 def prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from shortcut_policy.checkpoint import CheckpointError, load_checkpoint, unprefixed
+from shortcut_policy.checkpoint_meta import check_policy_meta
 from shortcut_policy.data.normalizer import RangeNormalizer
 from shortcut_policy.data.obs_space import low_dim_keys
 from shortcut_policy.models import build_network
@@ -28,6 +29,7 @@ def load_policy_network(
     if weights not in ("ema", "model"):
         raise ValueError(f"weights must be 'ema' or 'model', got {weights!r}")
     tensors, meta = load_checkpoint(path)
+    check_policy_meta(meta, path)  # before anything is allocated from it
     spec, config = meta["spec"], meta["config"]
     normalizer = None
     if spec.get("kind") != "images":  # statistics come from the checkpoint, never refitted
@@ -41,4 +43,8 @@ def load_policy_network(
     except RuntimeError as err:
         raise CheckpointError(f"{path}: weights do not match the saved config ({err})") from err
     network.to(device).eval().requires_grad_(False)
-    return network, build_objective(config["objective"]), meta
+    try:
+        objective = build_objective(config["objective"])
+    except ValueError as err:
+        raise CheckpointError(f"{path}: bad objective in its config ({err})") from err
+    return network, objective, meta

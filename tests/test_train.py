@@ -67,6 +67,20 @@ def test_killed_run_resumes_with_the_same_step_lr_and_data(tmp_path, monkeypatch
                 assert got[row["step"]][key] == pytest.approx(row[key], rel=1e-6), key
 
 
+def test_resume_skips_a_truncated_newest_checkpoint_and_a_torn_log_line(tmp_path):
+    train(tiny_config(tmp_path))
+    checkpoints = tmp_path / "run" / "checkpoints"
+    newest = checkpoints / "step_00000012.safetensors"
+    newest.write_bytes(newest.read_bytes()[:2000])  # a copy or a disk cut short
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    metrics.write_text(metrics.read_text() + '{"step": 13, "lo')  # a kill mid-line
+    with pytest.warns(UserWarning, match="skipping a damaged checkpoint.*step_00000012"):
+        resumed = train(tiny_config(tmp_path, "resume=true"))
+    assert resumed.step == 12
+    assert [row["step"] for row in read_metrics(tmp_path / "run")] == list(range(1, 13))
+    load_checkpoint(newest)  # rewritten whole
+
+
 def test_existing_run_is_not_overwritten_without_resume(tmp_path):
     train(tiny_config(tmp_path, "train.steps=6"))
     with pytest.raises(FileExistsError, match="resume=true"):
@@ -148,7 +162,7 @@ def test_bf16_autocast_trains_and_keeps_fp32_weights(tmp_path):
 
 
 def test_unknown_precision_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="fp32 or bf16"):
+    with pytest.raises(ValueError, match=r"must be one of \['auto', 'fp32', 'bf16'\]"):
         train(tiny_config(tmp_path, "train.precision=fp16"))
 
 

@@ -15,6 +15,7 @@ import torch
 import zarr
 from torch.utils.data import Dataset
 
+from shortcut_policy.atomic import replace_folder
 from shortcut_policy.data.replay_buffer import DatasetError
 
 
@@ -45,8 +46,7 @@ def write_image_store(
     group.create_array("image", data=images, chunks=(256, *images.shape[1:]))
     group.create_array("label", data=labels, chunks=(len(labels),))
     group.attrs["source"] = source
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
+    replace_folder(tmp, path)
 
 
 def read_image_store(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:

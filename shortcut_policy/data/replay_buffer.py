@@ -17,6 +17,8 @@ import numpy as np
 import zarr
 import zarr.storage
 
+from shortcut_policy.atomic import replace_folder
+
 FRAMES_PER_SHARD = 500  # camera frames per shard file (zarr format 3); ~1-2 MB compressed
 
 
@@ -153,13 +155,7 @@ class ReplayBuffer:
             _write_array(group, f"meta/{key}", np.asarray(value), np.shape(value), zarr_format)
         for name, text in (files or {}).items():
             (tmp / name).write_text(text)
-        # Swap in the new store before deleting the old one, so a crash leaves one of them.
-        old = path.with_name(path.name + ".old")
-        if path.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_folder(tmp, path)
 
 
 def is_frames(value) -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from envs.stats import mean_interval, wilson_interval
+from shortcut_policy.atomic import write_text
 from shortcut_policy.evaluation.episodes import EpisodeResult
 
 
@@ -55,10 +56,7 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def write_json(path: Path, report: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    tmp.replace(path)
+    write_text(path, json.dumps(report, indent=2))
 
 
 def plot_success_vs_latency(path: Path, rows: Sequence[dict[str, Any]], title: str) -> None:

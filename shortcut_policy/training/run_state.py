@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from shortcut_policy.atomic import write_text
 from shortcut_policy.checkpoint import (
     CheckpointError,
+    CorruptCheckpoint,
     checkpoint_path,
-    latest_checkpoint,
+    checkpoints_newest_first,
     load_checkpoint,
     optimizer_from_tensors,
     optimizer_to_tensors,
@@ -99,6 +102,22 @@ def prune_checkpoints(folder: Path, keep: int) -> None:
         old.unlink()
 
 
+def restore_newest_valid(run: Run, found: list[Path]) -> Path | None:
+    """Restore the newest checkpoint of ``found`` (newest first) that is intact, warning about
+    each damaged one skipped (a disk that filled up, a copy cut short); None if none is left."""
+    for path in found:
+        try:
+            restore_run(run, path)
+            return path
+        except CorruptCheckpoint as err:
+            warnings.warn(f"skipping a damaged checkpoint: {err}", stacklevel=2)
+    if found:
+        raise CheckpointError(
+            f"every checkpoint in {found[0].parent} is damaged; start a new run_dir"
+        )
+    return None
+
+
 def restore_run(run: Run, path: Path) -> None:
     """Load a checkpoint into ``run``; refuses one made for a different task or network."""
     tensors, meta = load_checkpoint(path)
@@ -139,14 +158,14 @@ def restore_run(run: Run, path: Path) -> None:
 
 def prepare_run_dir(run: Run) -> None:
     """Resume from the newest checkpoint, or refuse to overwrite an existing run."""
-    newest = latest_checkpoint(run.run_dir / "checkpoints")
-    if newest is not None and not run.cfg.resume:
+    found = checkpoints_newest_first(run.run_dir / "checkpoints")
+    if found and not run.cfg.resume:
         raise FileExistsError(
-            f"{run.run_dir} already holds checkpoints (newest {newest.name}); pass resume=true "
+            f"{run.run_dir} already holds checkpoints (newest {found[0].name}); pass resume=true "
             "to continue it, or run_dir=... to start a new run"
         )
+    newest = restore_newest_valid(run, found)
     if newest is not None:
-        restore_run(run, newest)
         if run.rank.is_main:
             print(f"[train] resumed from {newest} at step {run.step} on {run.rank.world} rank(s)")
             drop_metrics_after(run.run_dir / "metrics.jsonl", run.step)
@@ -198,10 +217,19 @@ def resume_hint(run: Run) -> str:
 
 
 def drop_metrics_after(path: Path, step: int) -> None:
-    """Remove log lines of steps after ``step`` (written after the checkpoint a run resumes)."""
+    """Remove log lines of steps after ``step`` (written after the checkpoint a run resumes),
+    and a last line that a kill cut short. The file is replaced atomically."""
     if not path.is_file():
         return
     lines = path.read_text().splitlines(keepends=True)
-    kept = [line for line in lines if json.loads(line)["step"] <= step]
+    kept = [line for line in lines if (logged := logged_step(line)) is not None and logged <= step]
     if len(kept) != len(lines):
-        path.write_text("".join(kept))
+        write_text(path, "".join(kept))
+
+
+def logged_step(line: str) -> int | None:
+    """The step of one ``metrics.jsonl`` line, or None for a line cut short by a kill."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None

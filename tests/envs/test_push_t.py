@@ -118,7 +118,9 @@ def test_wilson_and_mean_intervals():
     assert lo == pytest.approx(0.4902, abs=1e-3) and hi == pytest.approx(0.9433, abs=1e-3)
     assert wilson_interval(0, 20)[0] == 0.0 and wilson_interval(20, 20)[1] == 1.0
     mean, m_lo, m_hi = mean_interval([1.0, 2.0, 3.0])
-    assert mean == 2.0 and m_lo < 2.0 < m_hi
+    # Student's t with 2 degrees of freedom: 4.303 x (1 / sqrt(3)), not 1.96 x.
+    assert mean == 2.0 and m_hi - mean == pytest.approx(4.3027 / 3**0.5, rel=1e-4)
+    assert mean - m_lo == pytest.approx(m_hi - mean)
 
 
 def test_planning_step_matches_env_step(state_env):
