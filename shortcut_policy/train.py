@@ -49,6 +49,9 @@ from shortcut_policy.training.settings import check_train_config
 def build_run(cfg: DictConfig) -> Run:
     """Datasets, network, EMA copy, objective and optimizer from a resolved config."""
     check_train_config(cfg)
+    objective = build_objective(OmegaConf.to_container(cfg.objective))
+    for steps in cfg.eval_steps:  # refused now, not at the first evaluation hours later
+        objective.budget(steps)
     rank, device = distributed.start(cfg.device, cfg.distributed.timeout_s)
     cfg.train.precision = resolved_precision(cfg.train.precision, device)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
@@ -60,7 +63,6 @@ def build_run(cfg: DictConfig) -> Run:
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     model = build_network(data.spec, model_cfg, data.normalizer).to(device)
     ema = copy.deepcopy(model).requires_grad_(False).eval()
-    objective = build_objective(OmegaConf.to_container(cfg.objective))
     teacher = None  # a separate teacher EMA; Shortcut checks that it implies ema_teacher
     if getattr(objective, "teacher_decay", 0.0):
         teacher = copy.deepcopy(model).requires_grad_(False).eval()

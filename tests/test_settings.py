@@ -90,3 +90,10 @@ def test_rollout_refuses_a_zero_budget_before_running_anything(tmp_path):
     assert done.returncode == 2, done.stderr
     assert "[rollout] error: steps (network passes per sample) must be an integer" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_an_evaluation_budget_the_objective_cannot_take_is_refused_first(tmp_path):
+    cfg = quick_run(tmp_path, "eval_steps=[1,256]")
+    with pytest.raises(ValueError, match=r"integer in \[1, 128\] for a shortcut model, got 256"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
