@@ -2,7 +2,7 @@
 
 Both write beside the target first and then rename, which is atomic on one file system. A
 folder (a zarr store) cannot be renamed over an existing one, so the old one is moved aside
-first and deleted last: a crash in between leaves ``<path>.old`` complete, never nothing.
+first and deleted last; if the new one cannot be moved in, the old one is put back.
 """
 
 from __future__ import annotations
@@ -31,5 +31,10 @@ def replace_folder(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
     if path.exists():
         shutil.rmtree(old, ignore_errors=True)
         os.replace(path, old)
-    os.replace(tmp, path)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        if old.exists() and not path.exists():
+            os.replace(old, path)  # put the old folder back
+        raise
     shutil.rmtree(old, ignore_errors=True)
