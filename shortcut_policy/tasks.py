@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,20 @@ GENERATORS = {
     "robomimic": "shortcut_policy.data.robomimic_hdf5:make_robomimic_store",
 }
 
-# Absolute, so the entry points also work when imported (not only with ``python -m``).
-CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
-# Policies shipped with the repository, one folder per task (see data/pretrained/README.md).
-PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "data" / "pretrained"
+
+# The top-level configs/ and data/pretrained/ are the packages shortcut_policy.configs and
+# shortcut_policy.shipped (pyproject.toml maps them), so a clone, an editable install and a
+# wheel each find their own, from any working folder.
+def _packaged_folder(package: str, in_source_tree: str) -> Path:
+    try:
+        return Path(str(files(package)))
+    except ModuleNotFoundError:  # a clone used without pip install: the folder beside the code
+        return Path(__file__).resolve().parents[1] / in_source_tree
+
+
+CONFIG_DIR = str(_packaged_folder("shortcut_policy.configs", "configs"))
+# Policies shipped with the library, one folder per task (see data/pretrained/README.md).
+PRETRAINED_DIR = _packaged_folder("shortcut_policy.shipped", "data/pretrained")
 
 
 # task.env.name -> "module:function(**task.env)" building a gymnasium env for rollouts.
