@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -50,6 +51,33 @@ ENVIRONMENTS = {
     "metaworld": "envs.metaworld.env:make_policy_env",
     "robosuite": "envs.robosuite.env:make_policy_env",
 }
+
+
+# Gymnasium ids for the same environments, with the extra each needs (None: always there).
+GYM_IDS = {
+    "shortcut_policy/PushT-v0": ("push_t", None),
+    "shortcut_policy/MetaWorld-v0": ("metaworld", "metaworld"),
+    "shortcut_policy/Robosuite-v0": ("robosuite", "robosuite"),
+}
+
+
+def register_gym_envs() -> list[str]:
+    """Register :data:`GYM_IDS` with gymnasium (the simulators are imported only by
+    ``gym.make``); ids whose extra is not installed are left out. Returns the ids registered.
+
+        gym.make("shortcut_policy/PushT-v0", obs_mode="pixels")
+        gym.make("shortcut_policy/Robosuite-v0", task="square", max_steps=400)
+    """
+    import gymnasium as gym
+
+    registered = []
+    for env_id, (name, extra) in GYM_IDS.items():
+        if extra is not None and importlib.util.find_spec(extra) is None:
+            continue
+        if env_id not in gym.registry:
+            gym.register(env_id, entry_point=ENVIRONMENTS[name])
+        registered.append(env_id)
+    return registered
 
 
 def env_factory(task_cfg: Any) -> functools.partial:
