@@ -16,7 +16,13 @@ from torch.utils.data import Dataset
 from shortcut_policy.data.dataset import SequenceDataset, split_episodes
 from shortcut_policy.data.images import ImageDataset, read_image_store
 from shortcut_policy.data.normalizer import RangeNormalizer
-from shortcut_policy.data.obs_space import checked_against_store, low_dim_keys, task_observations
+from shortcut_policy.data.obs_space import (
+    add_derived,
+    checked_against_store,
+    low_dim_keys,
+    stored_keys,
+    task_observations,
+)
 from shortcut_policy.data.replay_buffer import DatasetError, ReplayBuffer
 
 # dataset.generator name -> "module:function(path, **dataset.generator_args)" that writes a store.
@@ -188,7 +194,8 @@ def load_task_data(task_cfg: Any, dataset_cfg: Any) -> TaskData:
     described = task_observations(task_cfg)
     action_key = task_cfg["action_key"]
     path = ensure_dataset(dataset_cfg)
-    buffer = ReplayBuffer.open(path, keys=[*described, action_key])
+    buffer = ReplayBuffer.open(path, keys=[*stored_keys(described), action_key])
+    add_derived(described, buffer.data, path)
     observations = checked_against_store(described, buffer.data, path)
     train_eps, val_eps = split_episodes(
         buffer.n_episodes, dataset_cfg["val_fraction"], dataset_cfg["split_seed"]

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 from hydra.errors import MissingConfigException
@@ -146,6 +147,26 @@ def test_trains_on_diffusion_policy_pusht_file(tmp_path, name):
             )
         )
     assert latest_checkpoint(tmp_path / "run" / "checkpoints") is not None
+
+
+def test_image_task_trains_on_diffusion_policy_file_reading_the_pusher_from_state(tmp_path):
+    from tests.data.test_replay_buffer import write_diffusion_policy_layout
+
+    data = write_diffusion_policy_layout(tmp_path / "dp.zarr", images=True)  # no agent_pos key
+    cfg = quick_run(
+        tmp_path,
+        f"dataset.path={tmp_path / 'dp.zarr'}",
+        "dataset.val_fraction=0",
+        "train.steps=1",
+        "train.batch_size=4",
+        "train.num_workers=0",
+        "model.vision.channels=[8,8,8]",
+        task="push_t_image",
+    )
+    run = train(cfg)
+    assert run.data.spec["obs_shapes"] == {"img": [96, 96, 3], "agent_pos": [2]}
+    window = run.data.train[0]["obs"]["agent_pos"]  # (n_obs_steps, 2): state[..., :2] of step 0
+    np.testing.assert_allclose(window[-1].numpy(), data["state"][0, :2])
 
 
 def test_resume_with_another_batch_size_is_refused(tmp_path):

@@ -8,6 +8,12 @@ shape or type is stated once. A task config gives either
       agent_pos: {type: low_dim, shape: [2]}   # a vector (any shape), normalized to [-1, 1]
 
 or the short form ``obs_keys: [keypoint, state]`` (all low-dimensional; shapes from the store).
+A vector may also be read from columns of another stored key, so a store that keeps it only
+inside a larger state trains without conversion (Diffusion Policy's Push-T files keep the
+pusher's position as ``state[:, :2]``)::
+
+      agent_pos: {type: low_dim, shape: [2], source: state, columns: [0, 2]}  # state[..., 0:2]
+
 Checkpoints keep it as ``spec["obs_shapes"]`` and ``spec["obs_types"]`` (plain data; a spec
 without ``obs_types`` is all low-dimensional).
 """
@@ -41,8 +47,46 @@ def task_observations(task_cfg: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             raise ValueError(
                 f"task.obs.{key} is a camera (type rgb): give its shape as [H, W, 3], got {shape}"
             )
-        described[key] = {"type": kind, "shape": shape}
+        described[key] = {"type": kind, "shape": shape, **derived_from(key, entry, kind)}
     return described
+
+
+def derived_from(key: str, entry: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """``{"source", "columns"}`` of an observation read from columns of another stored key."""
+    if entry.get("source") is None:
+        if entry.get("columns") is not None:
+            raise ValueError(f"task.obs.{key}.columns needs task.obs.{key}.source (a stored key)")
+        return {}
+    columns = list(entry.get("columns") or [])
+    valid = len(columns) == 2 and all(isinstance(c, int) for c in columns)
+    if kind != LOW_DIM or not valid or not 0 <= columns[0] < columns[1]:
+        raise ValueError(
+            f"task.obs.{key} reads columns of data/{entry['source']}: it must be low_dim with "
+            f"columns: [start, stop] (0 <= start < stop), got type {kind}, columns {columns}"
+        )
+    return {"source": str(entry["source"]), "columns": columns}
+
+
+def stored_keys(observations: Mapping[str, dict[str, Any]]) -> list[str]:
+    """The store keys the observations are read from (a derived one reads its source)."""
+    return list(dict.fromkeys(entry.get("source") or key for key, entry in observations.items()))
+
+
+def add_derived(
+    observations: Mapping[str, dict[str, Any]], store: dict[str, Any], path: Any
+) -> None:
+    """Put each derived observation into ``store`` (its columns of the source array)."""
+    for key, entry in observations.items():
+        if entry.get("source") is None:
+            continue
+        source = np.asarray(store[entry["source"]])
+        start, stop = entry["columns"]
+        if source.ndim != 2 or stop > source.shape[1]:
+            raise DatasetError(
+                f"{path}: task.obs.{key} takes columns {start}:{stop} of data/{entry['source']}, "
+                f"which has shape {list(source.shape[1:])} per step"
+            )
+        store[key] = source[:, start:stop]
 
 
 def checked_against_store(

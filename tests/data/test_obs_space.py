@@ -2,10 +2,12 @@ import numpy as np
 import pytest
 
 from shortcut_policy.data.obs_space import (
+    add_derived,
     checked_against_store,
     low_dim_keys,
     obs_types,
     rgb_keys,
+    stored_keys,
     task_observations,
 )
 from shortcut_policy.data.replay_buffer import DatasetError
@@ -50,3 +52,17 @@ def test_specs_without_types_are_all_low_dimensional():
     assert obs_types(old) == {"keypoint": "low_dim", "state": "low_dim"}
     new = {"obs_shapes": {"img": [8, 8, 3], "pos": [2]}, "obs_types": {"img": "rgb"}}
     assert rgb_keys(new) == ["img"] and low_dim_keys(new) == ["pos"]
+
+
+def test_a_derived_observation_reads_columns_of_its_source():
+    task = {"name": "t", "obs": {"pos": {"shape": [2], "source": "state", "columns": [1, 3]}}}
+    described = task_observations(task)
+    assert stored_keys(described) == ["state"]
+    store = {"state": np.arange(20, dtype=np.float32).reshape(4, 5)}
+    add_derived(described, store, "s.zarr")
+    np.testing.assert_array_equal(store["pos"], store["state"][:, 1:3])
+    with pytest.raises(DatasetError, match=r"columns 4:9 of data/state, which has shape \[5\]"):
+        bad = {"name": "t", "obs": {"pos": {"source": "state", "columns": [4, 9]}}}
+        add_derived(task_observations(bad), dict(store), "s.zarr")
+    with pytest.raises(ValueError, match="must be low_dim with columns: \\[start, stop\\]"):
+        task_observations({"name": "t", "obs": {"p": {"source": "state", "columns": [2, 1]}}})

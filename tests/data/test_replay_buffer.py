@@ -17,8 +17,10 @@ def episodes(lengths=(5, 3, 7), seed=0):
     ]
 
 
-def write_diffusion_policy_layout(path, zip_store=False):
-    """A store shaped like Diffusion Policy's pusht_cchi_v7_replay.zarr (format 2)."""
+def write_diffusion_policy_layout(path, zip_store=False, images=False):
+    """A store shaped like Diffusion Policy's pusht_cchi_v7_replay.zarr (format 2); with
+    ``images``, its camera frames too (``img``, uint8 96 x 96 x 3): the pusher's position is
+    only inside ``state``."""
     rng = np.random.default_rng(1)
     n = 30
     store = zarr.storage.ZipStore(str(path), mode="w") if zip_store else str(path)
@@ -29,6 +31,8 @@ def write_diffusion_policy_layout(path, zip_store=False):
         "action": rng.uniform(0, 512, (n, 2)).astype(np.float32),
         "n_contacts": np.zeros((n, 1), np.float32),
     }
+    if images:
+        data["img"] = rng.integers(0, 256, (n, 96, 96, 3), dtype=np.uint8)
     for key, value in data.items():
         root.create_array(f"data/{key}", data=value, chunks=(10, *value.shape[1:]))
     root.create_array("meta/episode_ends", data=np.array([12, 30], dtype=np.int64))
