@@ -11,11 +11,12 @@ from typing import Any
 
 from shortcut_policy.objectives.ddpm import DDPM
 from shortcut_policy.objectives.flow import FlowMatching
+from shortcut_policy.objectives.meanflow import MeanFlow
 from shortcut_policy.objectives.shortcut import Shortcut
 
-OBJECTIVES = {"shortcut": Shortcut, "flow": FlowMatching, "ddpm": DDPM}
+OBJECTIVES = {"shortcut": Shortcut, "flow": FlowMatching, "ddpm": DDPM, "meanflow": MeanFlow}
 
-Objective = Shortcut | FlowMatching | DDPM
+Objective = Shortcut | FlowMatching | DDPM | MeanFlow
 
 # Fields added after checkpoints were first written, with the values that reproduce how those
 # checkpoints were trained: a config saved without them means these, not today's defaults.
@@ -40,4 +41,12 @@ def build_objective(cfg: Mapping[str, Any], saved: bool = False) -> Objective:
         raise ValueError(f"bad field in objective config {dict(cfg)}: {err}") from err
 
 
-__all__ = ["DDPM", "FlowMatching", "Shortcut", "build_objective", "OBJECTIVES", "Objective"]
+__all__ = [
+    "DDPM",
+    "FlowMatching",
+    "MeanFlow",
+    "Shortcut",
+    "build_objective",
+    "OBJECTIVES",
+    "Objective",
+]
