@@ -25,7 +25,12 @@ from shortcut_policy.checkpoint import latest_checkpoint
 from shortcut_policy.evaluators import evaluate_bimodal
 from shortcut_policy.pretrained import load_policy_network
 
-BUDGETS = {"shortcut": [1, 2, 4, 8, 128], "flow": [1, 2, 4, 8, 128], "ddpm": [1, 2, 4, 8, 100]}
+BUDGETS = {
+    "shortcut": [1, 2, 4, 8, 128],
+    "flow": [1, 2, 4, 8, 128],
+    "ddpm": [1, 2, 4, 8, 100],
+    "meanflow": [1, 2, 4, 8, 128],
+}
 
 
 # The bimodal task's store, read as any user's zarr store (no bimodal-specific settings).

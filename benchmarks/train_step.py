@@ -50,6 +50,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16"])
+    parser.add_argument(
+        "--objectives",
+        nargs="+",
+        default=["flow", "shortcut", "ddpm"],
+        choices=["flow", "shortcut", "ddpm", "meanflow"],
+        help="the first is the baseline",
+    )
     parser.add_argument("--out", default="docs/results/train_step.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -60,7 +67,7 @@ def main() -> None:
     ema = copy.deepcopy(net).requires_grad_(False)
     timers = {}
     for precision in args.precision:
-        for objective in ("flow", "shortcut", "ddpm"):
+        for objective in args.objectives:
             cfg = OmegaConf.to_container(OmegaConf.load(f"configs/objective/{objective}.yaml"))
             name = objective if precision == "fp32" else f"{objective} {precision}"
             timers[name] = step_timer(
