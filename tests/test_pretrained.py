@@ -26,6 +26,24 @@ def test_shipped_push_t_policy_is_small_and_loads_as_a_shortcut_policy():
     assert action.shape == (2,) and np.all((action > -50) & (action < 562))  # on the table
 
 
+def test_shipped_pixel_policy_acts_on_a_rendered_frame():
+    from envs.push_t.policy_env import make_policy_env
+
+    policy = ShortcutPolicy.from_pretrained(
+        PRETRAINED_DIR / "push_t_image", task="push_t_image", steps=1
+    )
+    assert (PRETRAINED_DIR / "push_t_image" / "policy.safetensors").stat().st_size < 25e6
+    env = make_policy_env(obs_mode="pixels", max_steps=10)
+    obs, _ = env.reset(seed=100000)
+    assert obs["img"].shape == (96, 96, 3) and obs["img"].dtype == np.uint8
+    actions = [policy.select_action(obs)]
+    for _ in range(3):
+        obs, *_ = env.step(actions[-1])
+        actions.append(policy.select_action(obs))
+    env.close()
+    assert all(a.shape == (2,) and np.all((a > -50) & (a < 562)) for a in actions)
+
+
 def test_float16_export_acts_like_the_float32_policy(tmp_path):
     policy = ShortcutPolicy.from_pretrained(SHIPPED)
     half = ShortcutPolicy.from_pretrained(policy.save_pretrained(tmp_path, torch.float16))
