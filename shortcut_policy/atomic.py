@@ -9,19 +9,42 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
-def write_text(path: str | os.PathLike, text: str) -> None:
-    """Replace the file ``path`` with ``text`` (UTF-8), flushed to disk, atomically."""
+@contextmanager
+def staged(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write the new file to. When the block ends it is
+    flushed to disk, given the usual mode (``0o666`` less the umask: some writers, safetensors'
+    among them, create private 0600 files) and renamed over ``path``; if the block raises, it is
+    removed and ``path`` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it, then restoring it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Replace the file ``path`` with ``text`` (UTF-8), atomically."""
+    with staged(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def replace_folder(tmp: str | os.PathLike, path: str | os.PathLike) -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
+
+from shortcut_policy.atomic import staged
 
 META_KEY = "shortcut_policy"
 CHECKPOINT_PATTERN = re.compile(r"^step_(\d+)\.safetensors$")
@@ -35,28 +36,10 @@ def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], m
     The file appears complete or not at all: it is written to a temporary file in the same
     folder, flushed to disk, then renamed over ``path``.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # safetensors needs contiguous tensors that share no memory.
     plain = {key: value.detach().cpu().contiguous().clone() for key, value in tensors.items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(plain, tmp, metadata={META_KEY: json.dumps(meta)})
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's file is private (0600); ours are not
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def current_umask() -> int:
-    """The process's umask (read by setting it, then restoring it)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    with staged(path) as tmp:
+        save_file(plain, str(tmp), metadata={META_KEY: json.dumps(meta)})
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

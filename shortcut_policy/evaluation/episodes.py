@@ -32,6 +32,10 @@ class EpisodeResult:
     fault: str | None = None
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
 
+    def fail(self, reason: str) -> None:
+        """End the episode as a failure, whatever it reached, and say why."""
+        self.fault, self.success, self.score = reason, False, 0.0
+
 
 @dataclass
 class _Slot:
@@ -75,7 +79,7 @@ def run_episodes(
             )
             slots[slot] = episode
             if isinstance(outcome, EnvFault):
-                episode.result.fault = f"{outcome.kind} at reset: {outcome.message}"
+                episode.result.fail(f"{outcome.kind} at reset: {outcome.message}")
                 finish(slot)
             elif _observe(policy, episode, outcome):
                 _maybe_render(pool, slot, episode)
@@ -112,8 +116,7 @@ def _plan(policy: ShortcutPolicy, slots: dict[int, _Slot], steps: int) -> list[i
                 chunks.append(_predict(policy, [slots[slot]], steps)[0])
             except ValueError as err:
                 result = slots[slot].result
-                result.fault = f"policy at step {result.length}: {err}"
-                result.success, result.score = False, 0.0
+                result.fail(f"policy at step {result.length}: {err}")
                 chunks.append(None)
     for slot, chunk in zip(hungry, chunks):
         if chunk is not None:
@@ -133,8 +136,7 @@ def _observe(policy: ShortcutPolicy, episode: _Slot, obs) -> bool:
     try:
         episode.buffer.add_observation(policy.validate(obs, batched=False))
     except ValueError as err:
-        episode.result.fault = f"bad observation at step {episode.result.length}: {err}"
-        episode.result.success, episode.result.score = False, 0.0
+        episode.result.fail(f"bad observation at step {episode.result.length}: {err}")
         return False
     return True
 
@@ -143,8 +145,7 @@ def _advance(policy, pool, slot: int, episode: _Slot, outcome) -> bool:
     """Apply one step's outcome; returns True when the episode is over."""
     result = episode.result
     if isinstance(outcome, EnvFault):
-        result.fault = f"{outcome.kind} at step {result.length}: {outcome.message}"
-        result.success, result.score = False, 0.0
+        result.fail(f"{outcome.kind} at step {result.length}: {outcome.message}")
         return True
     obs, _, terminated, truncated, info = outcome
     result.length += 1

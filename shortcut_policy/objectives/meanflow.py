@@ -29,7 +29,13 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from shortcut_policy.objectives.flow import interpolate
-from shortcut_policy.objectives.sampling import VelocityNet, expand_like, integrate, step_budget
+from shortcut_policy.objectives.sampling import (
+    VelocityNet,
+    expand_like,
+    integrate,
+    step_budget,
+    uniform_step_sizes,
+)
 
 
 @dataclass
@@ -135,5 +141,4 @@ class MeanFlow:
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """``steps`` equal jumps with the average velocity over each; no fresh noise."""
-        steps = self.budget(steps)
-        return integrate(net, noise, cond, [1.0 / steps] * steps)
+        return integrate(net, noise, cond, uniform_step_sizes(self.budget(steps)))

@@ -28,7 +28,7 @@ def step_budget(steps: object, default: int, most: int | None, method: str) -> i
         steps = default
     valid = f"[1, {most}]" if most is not None else "1 or more"
     integral = isinstance(steps, numbers.Integral) and not isinstance(steps, bool)
-    if not integral or not 1 <= int(steps) <= (most if most is not None else int(steps)):
+    if not integral or steps < 1 or (most is not None and steps > most):
         raise BudgetError(
             f"steps (network passes per sample) must be an integer in {valid} for {method}, "
             f"got {steps!r} ({type(steps).__name__})"

@@ -152,20 +152,34 @@ class Shortcut:
     ) -> torch.Tensor:
         """The teacher's clipped velocity; guided (``target_guidance``) on rows at ``d = 1/M``."""
         v = teacher(x, t, d, cond)
-        flow_step = d <= 1.0001 / self.finest_steps
-        if self.target_guidance != 1.0 and bool(flow_step.any()):
-            null_condition = getattr(teacher, "null_condition", None)
-            if null_condition is None:
-                raise ValueError(
-                    "objective.target_guidance needs a class-conditional network (one with "
-                    f"null_condition, e.g. task=digits); {type(teacher).__name__} has none: "
-                    "set objective.target_guidance=1"
-                )
-            rows = flow_step.nonzero().squeeze(1)
-            null = teacher(x[rows], t[rows], d[rows], null_condition(take_rows(cond, rows)))
-            v = v.clone()
-            v[rows] = null + self.target_guidance * (v[rows] - null)
+        if self.target_guidance != 1.0:
+            v = self.guided_at_flow_steps(teacher, v, x, t, d, cond)
         return v.clamp(-self.target_clip, self.target_clip)
+
+    def guided_at_flow_steps(
+        self,
+        teacher: VelocityNet,
+        v: torch.Tensor,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        d: torch.Tensor,
+        cond: object,
+    ) -> torch.Tensor:
+        """``v`` with classifier-free guidance ``target_guidance`` on the rows at ``d = 1/M``."""
+        rows = (d <= 1.0001 / self.finest_steps).nonzero().squeeze(1)
+        if not len(rows):
+            return v
+        null_condition = getattr(teacher, "null_condition", None)
+        if null_condition is None:
+            raise ValueError(
+                "objective.target_guidance needs a class-conditional network (one with "
+                f"null_condition, e.g. task=digits); {type(teacher).__name__} has none: "
+                "set objective.target_guidance=1"
+            )
+        null = teacher(x[rows], t[rows], d[rows], null_condition(take_rows(cond, rows)))
+        v = v.clone()
+        v[rows] = null + self.target_guidance * (v[rows] - null)
+        return v
 
     def consistency_inputs(
         self, x1: torch.Tensor, x0: torch.Tensor

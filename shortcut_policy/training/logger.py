@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+MODES = ("offline", "online", "disabled")  # wandb's modes
+
 
 class MetricLogger:
     """Appends one JSON object per call to ``metrics.jsonl``; mirrors to wandb unless disabled."""
@@ -15,7 +17,7 @@ class MetricLogger:
         self, run_dir: Path, mode: str | None, project: str, config: dict, enabled: bool = True
     ):
         mode = logging_mode(mode)
-        if mode not in ("offline", "online", "disabled"):
+        if mode not in MODES:
             raise ValueError(f"logging.mode must be offline, online or disabled, got {mode!r}")
         self.enabled = enabled
         self.path = Path(run_dir) / "metrics.jsonl"

@@ -16,6 +16,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from shortcut_policy.training.logger import MODES
+
 
 class ConfigError(ValueError):
     """A setting with the wrong type or out of its range (the message names each one)."""
@@ -94,7 +96,7 @@ SETTINGS: dict[str, Setting] = {
     "eval_steps": Setting("ints", 1),
     "checkpoint_every": Setting("int", 1),
     "keep_checkpoints": Setting("int", 1),
-    "logging.mode": Setting("choice", choices=(None, "offline", "online", "disabled")),
+    "logging.mode": Setting("choice", choices=(None, *MODES)),
     "logging.log_every": Setting("int", 1),
     "logging.progress": Setting("bool"),
 }
