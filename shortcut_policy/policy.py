@@ -219,17 +219,35 @@ class ShortcutPolicy:
 
     @torch.inference_mode()
     def predict_action_chunk(
-        self, obs: Mapping[str, np.ndarray | torch.Tensor], steps: int | None = None
+        self,
+        obs: Mapping[str, np.ndarray | torch.Tensor],
+        steps: int | None = None,
+        noise: np.ndarray | torch.Tensor | None = None,
     ) -> np.ndarray:
         """Observations ``{key: (B, n_obs_steps, *shape)}`` -> actions ``(B, horizon, Da)``.
 
-        ``steps`` overrides ``self.steps`` for this call. Raises ``ValueError`` rather than
-        return a NaN or infinite action.
+        ``steps`` overrides ``self.steps`` for this call. ``noise`` ``(B, horizon, Da)``, standard
+        normal, fixes the starting sample (to compare with an exported graph fed the same noise).
+        Raises ``ValueError`` rather than return a NaN or infinite action.
         """
         steps = self.objective.budget(self.steps if steps is None else steps)
         tensors = self.network_inputs(obs)
-        chunk = sample_action_chunk(self.network, self.objective, tensors, steps, self.generator)
+        if noise is not None:
+            noise = self.checked_noise(noise, batch=next(iter(tensors.values())).shape[0])
+        chunk = sample_action_chunk(
+            self.network, self.objective, tensors, steps, self.generator, noise
+        )
         return finite_actions(chunk.cpu().numpy())
+
+    def checked_noise(self, noise: np.ndarray | torch.Tensor, batch: int) -> torch.Tensor:
+        """``noise`` as a float32 device tensor of shape ``(batch, horizon, Da)``, or a ValueError."""
+        noise = torch.as_tensor(noise, dtype=torch.float32, device=self.device)
+        expected = tuple(self.network.sample_shape(batch))
+        if tuple(noise.shape) != expected:
+            raise ValueError(f"noise has shape {tuple(noise.shape)}; expected {expected}")
+        if not torch.isfinite(noise).all():
+            raise ValueError("noise contains NaN or inf")
+        return noise
 
     def network_inputs(self, obs: Mapping[str, np.ndarray | torch.Tensor]) -> dict:
         """Checked batched observations ``{key: (B, n_obs_steps, *shape)}`` as device tensors.

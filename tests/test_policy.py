@@ -138,3 +138,17 @@ def test_bad_step_budgets_are_refused_everywhere(run_dir, steps):
 def test_a_numpy_integer_budget_is_accepted(run_dir):
     policy = ShortcutPolicy.from_pretrained(run_dir, device="cpu", steps=np.int64(2))
     assert policy.steps == 2 and type(policy.steps) is int
+
+
+def test_given_noise_fixes_the_chunk_and_is_checked(run_dir):
+    policy = ShortcutPolicy.from_pretrained(run_dir, device="cpu", steps=2)
+    batch = {"pos": np.random.default_rng(0).normal(size=(3, 2, 2)).astype(np.float32)}
+    noise = np.random.default_rng(1).normal(size=(3, policy.horizon, 2)).astype(np.float32)
+    first = policy.predict_action_chunk(batch, noise=noise)
+    policy.seed(5)  # the generator is not used when noise is given
+    np.testing.assert_array_equal(first, policy.predict_action_chunk(batch, noise=noise))
+    assert not np.allclose(first, policy.predict_action_chunk(batch, noise=noise + 1.0))
+    with pytest.raises(ValueError, match=r"noise has shape \(3, 2\)"):
+        policy.predict_action_chunk(batch, noise=noise[:, 0])
+    with pytest.raises(ValueError, match="noise contains NaN"):
+        policy.predict_action_chunk(batch, noise=np.full_like(noise, np.nan))
