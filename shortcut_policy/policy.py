@@ -28,12 +28,21 @@ The chunk starts at the oldest observation (as in training), so the executed act
 observation history and the queue of actions still to execute; a new chunk is generated only
 when the queue is empty. The step budget (network passes per chunk) is set per policy
 (``policy.steps``) or per call (``predict_action_chunk(obs, steps=...)``).
+
+On a robot, two options matter (``deploy/``):
+
+* ``steps="auto", deadline_ms=X`` times every budget on this device at load and keeps the
+  largest whose p99 latency fits ``X``; the chunk calls keep being timed, and the budget
+  follows if latency drifts (``policy.budget_choice`` says what was measured and chosen).
+* ``async_chunks=True`` computes the next chunk in a background thread while the current one
+  is executed, so ``select_action`` waits on inference only for an episode's first chunk.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections import deque
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -47,11 +56,24 @@ from shortcut_policy.checkpoint import (
     prefixed,
     save_checkpoint,
 )
-from shortcut_policy.data.obs_space import RGB, obs_types
+from shortcut_policy.chunk_buffer import ChunkBuffer
+from shortcut_policy.data.obs_space import RGB
+from shortcut_policy.deploy.async_chunks import AsyncChunks
+from shortcut_policy.deploy.auto_budget import (
+    BudgetChoice,
+    DriftWatch,
+    candidate_budgets,
+    choose_budget,
+    p99_ms,
+)
+from shortcut_policy.evaluation.latency import timed_ms
 from shortcut_policy.inference import sample_action_chunk
+from shortcut_policy.objectives.sampling import BudgetError
+from shortcut_policy.obs_check import ObservationCheck, finite_actions
 from shortcut_policy.pretrained import load_policy_network
 
 POLICY_FILE = "policy.safetensors"
+log = logging.getLogger("shortcut_policy.deploy")
 
 
 def resolve_policy_path(path: str | os.PathLike) -> Path:
@@ -73,41 +95,6 @@ def resolve_policy_path(path: str | os.PathLike) -> Path:
     )
 
 
-class ChunkBuffer:
-    """Observation history and queue of actions still to execute, for one episode.
-
-    ``ShortcutPolicy.select_action`` uses one; batched rollouts keep one per environment.
-    """
-
-    def __init__(self, n_obs_steps: int, n_action_steps: int) -> None:
-        self.n_obs_steps, self.n_action_steps = n_obs_steps, n_action_steps
-        self.observations: deque[dict[str, np.ndarray]] = deque(maxlen=n_obs_steps)
-        self.actions: deque[np.ndarray] = deque()
-
-    @property
-    def needs_chunk(self) -> bool:
-        return not self.actions
-
-    def add_observation(self, obs: dict[str, np.ndarray]) -> None:
-        self.observations.append(obs)
-
-    def history(self, newest: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-        """``{key: (n_obs_steps, *shape)}``, the oldest observation repeated while too short;
-        with ``newest``, the history as it would be once that observation is added."""
-        frames = list(self.observations) + ([newest] if newest is not None else [])
-        frames = frames[-self.n_obs_steps :]
-        frames = [frames[0]] * (self.n_obs_steps - len(frames)) + frames
-        return {key: np.stack([frame[key] for frame in frames]) for key in frames[0]}
-
-    def enqueue(self, chunk: np.ndarray) -> None:
-        """Queue the executed part of a chunk ``(horizon, Da)`` (it starts at the oldest obs)."""
-        start = self.n_obs_steps - 1
-        self.actions.extend(chunk[start : start + self.n_action_steps])
-
-    def pop(self) -> np.ndarray:
-        return self.actions.popleft()
-
-
 class ShortcutPolicy:
     """A trained action generator with observation history and an action queue.
 
@@ -115,8 +102,12 @@ class ShortcutPolicy:
         network: the trained :class:`PolicyNetwork` (EMA weights when loaded from training).
         objective: the objective it was trained with (defines sampling).
         meta: plain checkpoint metadata (``spec``, ``config``).
-        steps: network passes per chunk (default: the objective's ``default_steps``).
+        steps: network passes per chunk (default: the objective's ``default_steps``), or
+            ``"auto"``: the most that fit ``deadline_ms`` on this device.
         device: ``"cpu"``, ``"cuda"`` or None for CUDA when available.
+        deadline_ms: the latency a chunk call must fit (p99), with ``steps="auto"``.
+        async_chunks: compute the next chunk while the current one runs (``select_action``).
+        async_lead: ticks before a chunk's executed part ends that the next is requested.
     """
 
     def __init__(
@@ -124,8 +115,11 @@ class ShortcutPolicy:
         network: torch.nn.Module,
         objective: Any,
         meta: Mapping[str, Any],
-        steps: int | None = None,
+        steps: int | str | None = None,
         device: str | torch.device | None = None,
+        deadline_ms: float | None = None,
+        async_chunks: bool = False,
+        async_lead: int = 1,
     ) -> None:
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -134,8 +128,8 @@ class ShortcutPolicy:
         self.objective = objective
         self.meta = dict(meta)
         self.spec = dict(meta["spec"])
-        self.obs_shapes = {key: tuple(shape) for key, shape in self.spec["obs_shapes"].items()}
-        self.obs_types = obs_types(self.spec)
+        self.check = ObservationCheck(self.spec)
+        self.obs_shapes, self.obs_types = self.check.obs_shapes, self.check.obs_types
         self.n_obs_steps = int(self.spec["n_obs_steps"])
         self.horizon = int(self.spec["horizon"])
         self.n_action_steps = int(self.spec["n_action_steps"])
@@ -144,9 +138,58 @@ class ShortcutPolicy:
                 f"horizon {self.horizon} is too short to execute {self.n_action_steps} actions "
                 f"after {self.n_obs_steps} observations; need n_obs_steps - 1 + n_action_steps"
             )
-        self.steps = objective.budget(steps)
         self.generator: torch.Generator | None = None
+        self.budget_choice: BudgetChoice | None = None
+        self.drift: DriftWatch | None = None
+        self.steps = self.chosen_steps(steps, deadline_ms)
+        self.chunks = None
+        if async_chunks:
+            self.chunks = AsyncChunks(
+                self.predict_one,
+                self.n_obs_steps,
+                self.horizon,
+                self.n_action_steps,
+                lead=async_lead,
+            )
         self.reset()
+
+    def chosen_steps(self, steps: int | str | None, deadline_ms: float | None) -> int:
+        """``steps`` checked, or with ``"auto"`` the largest budget whose p99 fits the deadline."""
+        if steps != "auto":
+            if deadline_ms is not None:
+                raise BudgetError("deadline_ms is used only with steps='auto'")
+            return self.objective.budget(steps)
+        if deadline_ms is None:
+            raise BudgetError("steps='auto' needs deadline_ms: the latency a chunk call must fit")
+        budgets = candidate_budgets(self.objective.budget)
+        batch = self.example_batch()
+        choice = choose_budget(
+            lambda n: p99_ms(
+                timed_ms(lambda: self.predict_action_chunk(batch, n), self.device, 30, 3)
+            ),
+            budgets,
+            deadline_ms,
+            where=f" on {self.device}",
+        )
+        log.info("steps=auto: %s", choice.summary())
+        self.budget_choice, self.drift = choice, DriftWatch(choice, budgets)
+        return choice.steps
+
+    def chunk_p99_ms(self, steps: int, n_calls: int = 30) -> float:
+        """p99 latency (ms) of a batch-1 chunk call with ``steps`` passes on this device."""
+        batch = self.example_batch()
+        fn = lambda: self.predict_action_chunk(batch, steps)  # noqa: E731
+        return p99_ms(timed_ms(fn, self.device, n_calls, warmup=3))
+
+    def example_batch(self, batch: int = 1) -> dict[str, np.ndarray]:
+        """Zero observations ``{key: (batch, n_obs_steps, *shape)}`` of the right dtypes."""
+        return {
+            key: np.zeros(
+                (batch, self.n_obs_steps, *shape),
+                np.uint8 if self.obs_types[key] == RGB else np.float32,
+            )
+            for key, shape in self.obs_shapes.items()
+        }
 
     # ------------------------------------------------------------------ persistence
     @classmethod
@@ -154,12 +197,14 @@ class ShortcutPolicy:
         cls,
         path: str | os.PathLike,
         device: str | torch.device | None = None,
-        steps: int | None = None,
+        steps: int | str | None = None,
         task: str | None = None,
+        **options: Any,
     ) -> ShortcutPolicy:
         """Load from a checkpoint file, a folder from :meth:`save_pretrained`, or a run folder.
 
-        ``task`` (optional) refuses a policy trained for another task.
+        ``task`` (optional) refuses a policy trained for another task. ``options`` are the
+        constructor's ``deadline_ms``, ``async_chunks`` and ``async_lead``.
         """
         file = resolve_policy_path(path)
         network, objective, meta = load_policy_network(file)
@@ -168,7 +213,7 @@ class ShortcutPolicy:
                 f"{file} holds a policy for task {meta['spec']['task']!r}, not {task!r}; "
                 "pick a checkpoint trained on this task"
             )
-        return cls(network, objective, meta, steps=steps, device=device)
+        return cls(network, objective, meta, steps=steps, device=device, **options)
 
     def save_pretrained(
         self, path: str | os.PathLike, weights_dtype: torch.dtype = torch.float32
@@ -199,6 +244,8 @@ class ShortcutPolicy:
     def reset(self) -> None:
         """Forget the observation history and the queued actions (call at episode start)."""
         self.buffer = ChunkBuffer(self.n_obs_steps, self.n_action_steps)
+        if self.chunks is not None:
+            self.chunks.reset()
 
     def select_action(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
         """One observation ``{key: shape}`` in, one action ``(Da,)`` out (data units).
@@ -208,13 +255,14 @@ class ShortcutPolicy:
         An observation that is refused, or whose chunk is, leaves the history as it was.
         """
         checked = self.validate(obs, batched=False)
+        if self.chunks is not None:
+            return self.chunks.select_action(checked)
         chunk = None
         if self.buffer.needs_chunk:
-            history = self.buffer.history(newest=checked)
-            chunk = self.predict_action_chunk({key: value[None] for key, value in history.items()})
+            chunk = self.predict_one(self.buffer.history(newest=checked))
         self.buffer.add_observation(checked)
         if chunk is not None:
-            self.buffer.enqueue(chunk[0])
+            self.buffer.enqueue(chunk)
         return self.buffer.pop()
 
     @torch.inference_mode()
@@ -230,17 +278,26 @@ class ShortcutPolicy:
         normal, fixes the starting sample (to compare with an exported graph fed the same noise).
         Raises ``ValueError`` rather than return a NaN or infinite action.
         """
-        steps = self.objective.budget(self.steps if steps is None else steps)
+        own_budget = steps is None
+        steps = self.objective.budget(self.steps if own_budget else steps)
+        start = time.perf_counter()
         tensors = self.network_inputs(obs)
         if noise is not None:
             noise = self.checked_noise(noise, batch=next(iter(tensors.values())).shape[0])
         chunk = sample_action_chunk(
             self.network, self.objective, tensors, steps, self.generator, noise
         )
-        return finite_actions(chunk.cpu().numpy())
+        chunk = finite_actions(chunk.cpu().numpy())  # .cpu() waits for the device
+        if own_budget and self.drift is not None:
+            self.steps = self.drift.observe((time.perf_counter() - start) * 1000.0)
+        return chunk
+
+    def predict_one(self, history: Mapping[str, np.ndarray]) -> np.ndarray:
+        """One checked history ``{key: (n_obs_steps, *shape)}`` -> one chunk ``(horizon, Da)``."""
+        return self.predict_action_chunk({key: value[None] for key, value in history.items()})[0]
 
     def checked_noise(self, noise: np.ndarray | torch.Tensor, batch: int) -> torch.Tensor:
-        """``noise`` as a float32 device tensor of shape ``(batch, horizon, Da)``, or a ValueError."""
+        """``noise`` as a float32 device tensor ``(batch, horizon, Da)``, or a ValueError."""
         noise = torch.as_tensor(noise, dtype=torch.float32, device=self.device)
         expected = tuple(self.network.sample_shape(batch))
         if tuple(noise.shape) != expected:
@@ -264,85 +321,4 @@ class ShortcutPolicy:
     # ------------------------------------------------------------------ validation
     def validate(self, obs: Mapping[str, Any], batched: bool) -> dict[str, np.ndarray]:
         """Check keys, shapes, dtypes and finiteness; raise a ``ValueError`` that names them."""
-        if not isinstance(obs, Mapping):
-            raise ValueError(f"observation must be a dict of arrays, got {type(obs).__name__}")
-        missing = [key for key in self.obs_shapes if key not in obs]
-        if missing:
-            raise ValueError(
-                f"observation is missing key(s) {missing}; got {sorted(obs)}, "
-                f"expected {sorted(self.obs_shapes)}"
-            )
-        return {key: self._check(key, obs[key], batched) for key in self.obs_shapes}
-
-    def _check(self, key: str, value: Any, batched: bool) -> np.ndarray:
-        if isinstance(value, torch.Tensor):
-            value = value.detach().cpu().numpy()
-        value = np.asarray(value)
-        if not (np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)):
-            raise ValueError(f"observation {key!r} has dtype {value.dtype}; expected a number type")
-        expected = self.obs_shapes[key]
-        n_lead = value.ndim - len(expected)
-        lead = value.shape[: max(n_lead, 0)]
-        ok_lead = (len(lead) == 2 and lead[1] == self.n_obs_steps) if batched else n_lead == 0
-        if n_lead < 0 or value.shape[n_lead:] != expected or not ok_lead:
-            if self.obs_types[key] == RGB:
-                raise ValueError(frame_shape_error(key, value.shape, expected, batched))
-            want = f"(B, {self.n_obs_steps}, *{expected})" if batched else str(expected)
-            raise ValueError(f"observation {key!r} has shape {tuple(value.shape)}; expected {want}")
-        if self.obs_types[key] == RGB:
-            return checked_frames(key, value)
-        # Checked after the cast: a float64 1e300 is finite, but inf in float32.
-        with np.errstate(over="ignore"):
-            value = value.astype(np.float32, copy=False)
-        finite = np.isfinite(value)
-        if not finite.all():
-            first = tuple(int(i) for i in np.argwhere(~finite)[0])
-            raise ValueError(
-                f"observation {key!r} contains NaN or inf, or a value beyond float32's range "
-                f"(first at index {first})"
-            )
-        return value
-
-
-def finite_actions(chunk: np.ndarray) -> np.ndarray:
-    """``chunk`` ``(B, horizon, Da)`` as it is, or a ``ValueError`` if any action is not finite."""
-    bad = ~np.isfinite(chunk).all(axis=(1, 2))
-    if bad.any():
-        raise ValueError(
-            f"the policy produced NaN or infinite actions for batch row(s) "
-            f"{np.flatnonzero(bad).tolist()}: the observation is far outside anything seen in "
-            "training; check its units and scale (the action was not returned)"
-        )
-    return chunk
-
-
-def frame_shape_error(key: str, shape: tuple[int, ...], expected: tuple[int, ...], batched: bool):
-    """The message for a camera frame of the wrong size or channel order."""
-    height, width, _ = expected
-    frame = tuple(shape[-3:])
-    want = f"(B, n_obs_steps, {height}, {width}, 3)" if batched else f"({height}, {width}, 3)"
-    if frame == (3, height, width):
-        return (
-            f"camera {key!r} frame has shape {tuple(shape)}: channels first; pass H x W x 3 as "
-            f"cameras give it, {want} (np.moveaxis(frame, -3, -1))"
-        )
-    if len(shape) >= 3 and shape[-1] == 3 and frame != expected:
-        return (
-            f"camera {key!r} gives {shape[-3]}x{shape[-2]} frames but the policy was trained on "
-            f"{height}x{width}; resize the frames to {height}x{width} (shape {want})"
-        )
-    return f"camera {key!r} frame has shape {tuple(shape)}; expected {want} RGB"
-
-
-def checked_frames(key: str, value: np.ndarray) -> np.ndarray:
-    """uint8 frames as they are; float frames must already be in [0, 1]."""
-    if value.dtype == np.uint8:
-        return value
-    if not np.issubdtype(value.dtype, np.floating):
-        raise ValueError(f"camera {key!r} frames are {value.dtype}; pass uint8 (0..255)")
-    if not np.isfinite(value).all() or value.min() < 0 or value.max() > 1:
-        raise ValueError(
-            f"camera {key!r} float frames must be finite and in [0, 1] (got "
-            f"{np.nanmin(value):.3g}..{np.nanmax(value):.3g}); pass uint8 frames or divide by 255"
-        )
-    return value.astype(np.float32, copy=False)
+        return self.check(obs, batched)

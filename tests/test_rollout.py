@@ -162,7 +162,7 @@ def test_non_finite_actions_fail_only_their_episode(push_t_policy_dir):
     def nan_for_huge_state(batch, steps=None):
         chunk = real(batch, steps)
         chunk[batch["state"][:, -1, 0] > 1e6] = np.nan  # as a blown-up network would give
-        from shortcut_policy.policy import finite_actions
+        from shortcut_policy.obs_check import finite_actions
 
         return finite_actions(chunk)
 

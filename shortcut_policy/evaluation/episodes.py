@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from envs.vector import EnvFault, EnvPool
-from shortcut_policy.policy import ChunkBuffer, ShortcutPolicy
+from shortcut_policy.chunk_buffer import ChunkBuffer
+from shortcut_policy.policy import ShortcutPolicy
 
 
 @dataclass

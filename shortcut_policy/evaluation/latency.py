@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from shortcut_policy.policy import ShortcutPolicy
+if TYPE_CHECKING:  # the policy times itself with timed_ms when it picks a budget
+    from shortcut_policy.policy import ShortcutPolicy
 
 
-def _timed(fn: Callable[[], object], device: torch.device, n_calls: int, warmup: int) -> np.ndarray:
+def timed_ms(
+    fn: Callable[[], object], device: torch.device, n_calls: int, warmup: int
+) -> np.ndarray:
+    """Milliseconds per call of ``fn`` over ``n_calls`` calls after ``warmup`` untimed ones."""
     for _ in range(warmup):
         fn()
     times = []
@@ -57,7 +62,7 @@ def forward_latency(
     x = torch.randn(policy.network.sample_shape(1), device=policy.device)
     t = torch.zeros(1, device=policy.device)
     d = torch.ones(1, device=policy.device)
-    times = _timed(lambda: policy.network(x, t, d, cond), policy.device, n_calls, warmup)
+    times = timed_ms(lambda: policy.network(x, t, d, cond), policy.device, n_calls, warmup)
     return summarize_ms(times)
 
 
@@ -68,7 +73,7 @@ def encode_latency(
     """Observations -> conditioning at batch 1: the camera encoders' share of a chunk."""
     tensors = policy.network_inputs(example_batch(policy, obs, 1))
     return summarize_ms(
-        _timed(lambda: policy.network.encode(tensors), policy.device, n_calls, warmup)
+        timed_ms(lambda: policy.network.encode(tensors), policy.device, n_calls, warmup)
     )
 
 
@@ -81,7 +86,7 @@ def chunk_latency(
 ) -> dict[str, float]:
     """``predict_action_chunk`` at batch 1 with ``steps`` network passes (validation included)."""
     batch = example_batch(policy, obs, 1)
-    times = _timed(
+    times = timed_ms(
         lambda: policy.predict_action_chunk(batch, steps), policy.device, n_calls, warmup
     )
     return summarize_ms(times)
@@ -92,5 +97,5 @@ def chunk_throughput(
 ) -> float:
     """Chunks per second when ``batch`` environments are served by one call."""
     stacked = example_batch(policy, obs, batch)
-    times = _timed(lambda: policy.predict_action_chunk(stacked, steps), policy.device, n_calls, 1)
+    times = timed_ms(lambda: policy.predict_action_chunk(stacked, steps), policy.device, n_calls, 1)
     return float(batch / (np.median(times) / 1000.0))

@@ -1,0 +1,42 @@
+"""The observation history and the queue of actions still to execute, for one episode."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+
+class ChunkBuffer:
+    """Observation history and queue of actions still to execute, for one episode.
+
+    ``ShortcutPolicy.select_action`` uses one; batched rollouts keep one per environment.
+    """
+
+    def __init__(self, n_obs_steps: int, n_action_steps: int) -> None:
+        self.n_obs_steps, self.n_action_steps = n_obs_steps, n_action_steps
+        self.observations: deque[dict[str, np.ndarray]] = deque(maxlen=n_obs_steps)
+        self.actions: deque[np.ndarray] = deque()
+
+    @property
+    def needs_chunk(self) -> bool:
+        return not self.actions
+
+    def add_observation(self, obs: dict[str, np.ndarray]) -> None:
+        self.observations.append(obs)
+
+    def history(self, newest: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """``{key: (n_obs_steps, *shape)}``, the oldest observation repeated while too short;
+        with ``newest``, the history as it would be once that observation is added."""
+        frames = list(self.observations) + ([newest] if newest is not None else [])
+        frames = frames[-self.n_obs_steps :]
+        frames = [frames[0]] * (self.n_obs_steps - len(frames)) + frames
+        return {key: np.stack([frame[key] for frame in frames]) for key in frames[0]}
+
+    def enqueue(self, chunk: np.ndarray) -> None:
+        """Queue the executed part of a chunk ``(horizon, Da)`` (it starts at the oldest obs)."""
+        start = self.n_obs_steps - 1
+        self.actions.extend(chunk[start : start + self.n_action_steps])
+
+    def pop(self) -> np.ndarray:
+        return self.actions.popleft()

@@ -1,0 +1,124 @@
+"""Non-blocking chunk execution: the next chunk is computed while the current one still runs.
+
+With blocking execution, every ``n_action_steps``-th tick waits for a whole network call. Here
+the next chunk is requested ``lead`` ticks before the current chunk's executed part ends, in a
+background thread, from the newest observation. When it arrives, the actions that were executed
+in the meantime are skipped, so each tick gets the new chunk's action for that tick::
+
+    tick            L    L+1  ...  L+k   (request from the observation at tick L)
+    old chunk       a    a         -     executed while the new chunk is computed
+    new chunk       -    -         c[s+k] ...   (s = n_obs_steps - 1: the chunk index of tick L)
+
+The switch happens at ``L + lead`` (the end of the old chunk's executed part) or at the tick the
+new chunk arrives, whichever is later; until then the old chunk's remaining actions, up to its
+horizon, fill in. So ``select_action`` waits on inference only for the first chunk of an
+episode, or when inference takes longer than the old chunk's whole horizon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from shortcut_policy.chunk_buffer import ChunkBuffer
+
+History = dict[str, np.ndarray]
+
+
+@dataclass
+class Chunk:
+    """An action chunk ``(horizon, Da)`` and the tick of the newest observation it saw."""
+
+    actions: np.ndarray
+    origin: int
+
+
+class AsyncChunks:
+    """``select_action`` over a blocking ``predict(history) -> (horizon, Da)`` without waiting.
+
+    Args:
+        predict: one observation history ``{key: (n_obs_steps, *shape)}`` to one chunk. It runs
+            in one background thread, never two calls at once.
+        n_obs_steps, horizon, n_action_steps: as for the policy.
+        lead: ticks before the end of a chunk's executed part at which the next one is
+            requested; in ``[0, n_action_steps - 1]``. Larger hides slower inference behind
+            the old chunk's planned actions, at the cost of older observations.
+    """
+
+    def __init__(
+        self,
+        predict: Callable[[History], np.ndarray],
+        n_obs_steps: int,
+        horizon: int,
+        n_action_steps: int,
+        lead: int = 1,
+    ) -> None:
+        if not 0 <= lead < n_action_steps:
+            raise ValueError(
+                f"async_lead must be in [0, n_action_steps - 1] = [0, {n_action_steps - 1}], "
+                f"got {lead}"
+            )
+        self.predict, self.lead = predict, lead
+        self.n_obs_steps, self.horizon, self.n_action_steps = n_obs_steps, horizon, n_action_steps
+        self.start = n_obs_steps - 1
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="policy-chunks")
+        self.waits = 0  # select_action calls that waited on inference after the first chunk
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new episode; a request still running for the old one is ignored."""
+        self.buffer = ChunkBuffer(self.n_obs_steps, self.n_action_steps)
+        self.tick = -1
+        self.current: Chunk | None = None
+        self.ready: Chunk | None = None
+        self.pending: tuple[Future, int] | None = None
+        self.next_request = 0
+
+    def select_action(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """One checked observation in, the action ``(Da,)`` for this tick out."""
+        self.tick += 1
+        self.buffer.add_observation(dict(obs))
+        if self.current is None:  # the episode's first chunk: the one call that must wait
+            self.current = self._chunk_now()
+            self.next_request = self.tick + self.n_action_steps - self.lead
+        self._collect(wait=self._index(self.current) >= self.horizon)
+        if self.ready is not None and self.tick >= self.ready.origin + self.lead:
+            self.current, self.ready = self.ready, None
+            self.next_request = self.current.origin + self.n_action_steps
+        if self.pending is None and self.ready is None and self.tick >= self.next_request:
+            future = self.executor.submit(self.predict, self.buffer.history())
+            self.pending = (future, self.tick)
+        return self.current.actions[self._index(self.current)]
+
+    def _index(self, chunk: Chunk) -> int:
+        """The chunk index of this tick's action."""
+        return self.start + self.tick - chunk.origin
+
+    def _collect(self, wait: bool) -> None:
+        """Move a finished request to ``ready``; with ``wait``, block until it finishes."""
+        if wait and self.pending is None:  # inference was never asked for in time: ask now
+            self.pending = (self.executor.submit(self.predict, self.buffer.history()), self.tick)
+        if self.pending is None or not (wait or self.pending[0].done()):
+            return
+        future, origin = self.pending
+        if wait and not future.done():
+            self.waits += 1
+        self.pending = None
+        self.ready = Chunk(future.result(), origin)  # an inference error surfaces here
+        if wait:  # the old chunk is used up: switch now, whatever the lead
+            self.current, self.ready = self.ready, None
+            if self._index(self.current) >= self.horizon:  # slower than a whole horizon
+                self.current = self._chunk_now()
+            self.next_request = self.current.origin + self.n_action_steps
+
+    def _chunk_now(self) -> Chunk:
+        """A chunk from this tick's history, waited for. It goes through the worker thread
+        too, so ``predict`` never runs twice at once (a reset can leave a request running)."""
+        history = self.buffer.history()
+        return Chunk(self.executor.submit(self.predict, history).result(), self.tick)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
