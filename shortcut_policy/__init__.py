@@ -5,5 +5,20 @@ from shortcut_policy.tasks import register_gym_envs
 
 register_gym_envs()  # gym.make("shortcut_policy/PushT-v0", obs_mode=...) after this import
 
-__all__ = ["ShortcutPolicy"]
+__all__ = ["ShortcutPolicy", "PolicyClient"]
+
+
+def __getattr__(name: str):
+    # The client needs the serve extra (websockets, msgpack); import it only when asked for.
+    if name == "PolicyClient":
+        try:
+            from shortcut_policy.deploy.client import PolicyClient
+        except ImportError as err:
+            raise ImportError(
+                f"PolicyClient needs websockets and msgpack ({err}); pip install -e '.[serve]'"
+            ) from err
+        return PolicyClient
+    raise AttributeError(f"module 'shortcut_policy' has no attribute {name!r}")
+
+
 __version__ = "0.1.0"

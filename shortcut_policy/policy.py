@@ -162,15 +162,7 @@ class ShortcutPolicy:
         if deadline_ms is None:
             raise BudgetError("steps='auto' needs deadline_ms: the latency a chunk call must fit")
         budgets = candidate_budgets(self.objective.budget)
-        batch = self.example_batch()
-        choice = choose_budget(
-            lambda n: p99_ms(
-                timed_ms(lambda: self.predict_action_chunk(batch, n), self.device, 30, 3)
-            ),
-            budgets,
-            deadline_ms,
-            where=f" on {self.device}",
-        )
+        choice = choose_budget(self.chunk_p99_ms, budgets, deadline_ms, where=f" on {self.device}")
         log.info("steps=auto: %s", choice.summary())
         self.budget_choice, self.drift = choice, DriftWatch(choice, budgets)
         return choice.steps

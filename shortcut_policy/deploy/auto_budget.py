@@ -35,6 +35,29 @@ def candidate_budgets(budget: Callable[[object], int], most: int = 128) -> list[
     return budgets
 
 
+def largest_budget(budget: Callable[[object], int], limit: int = 1 << 20) -> int | None:
+    """The largest step budget ``budget`` accepts (None: no upper bound below ``limit``)."""
+    accepts = _accepts(budget)
+    if accepts(limit):
+        return None
+    low, high = 1, limit  # accepts(low), not accepts(high)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if accepts(middle) else (low, middle)
+    return low
+
+
+def _accepts(budget: Callable[[object], int]) -> Callable[[int], bool]:
+    def accepts(steps: int) -> bool:
+        try:
+            budget(steps)
+        except BudgetError:
+            return False
+        return True
+
+    return accepts
+
+
 @dataclass
 class BudgetChoice:
     """The chosen budget and the measurements it was chosen from (p99 latency, ms)."""

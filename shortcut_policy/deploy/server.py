@@ -25,7 +25,7 @@ from websockets.exceptions import ConnectionClosed
 
 from shortcut_policy.chunk_buffer import ChunkBuffer
 from shortcut_policy.deploy import wire
-from shortcut_policy.deploy.auto_budget import candidate_budgets
+from shortcut_policy.deploy.auto_budget import candidate_budgets, largest_budget
 from shortcut_policy.objectives.sampling import BudgetError
 from shortcut_policy.policy import ShortcutPolicy
 
@@ -46,6 +46,7 @@ def describe(policy: ShortcutPolicy, max_message_bytes: int) -> dict[str, Any]:
         },
         "steps": policy.steps,
         "budgets": candidate_budgets(policy.objective.budget),
+        "max_steps": largest_budget(policy.objective.budget),
         "deadline_ms": choice.deadline_ms if choice else None,
         "measured_p99_ms": {str(k): v for k, v in choice.p99_ms.items()} if choice else None,
         "max_message_bytes": max_message_bytes,
