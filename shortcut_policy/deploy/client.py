@@ -16,6 +16,7 @@ import itertools
 import threading
 import time
 from collections.abc import Mapping
+from contextlib import ExitStack
 from typing import Any
 
 import numpy as np
@@ -156,7 +157,10 @@ class PolicyClient:
         wait = 0.05
         while True:
             try:
-                self.connection = connect(self.url, open_timeout=self.timeout_s, max_size=None)
+                self.exits = ExitStack()  # websockets wants connect() used as a context
+                self.connection = self.exits.enter_context(
+                    connect(self.url, open_timeout=self.timeout_s, max_size=None)
+                )
                 hello = wire.unpack(self.connection.recv(timeout=self.timeout_s))
                 break
             except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake) as err:
@@ -189,7 +193,7 @@ class PolicyClient:
 
     def close(self) -> None:
         if self.connection is not None:
-            self.connection.close()
+            self.exits.close()
             self.connection = None
 
     def __enter__(self) -> PolicyClient:
