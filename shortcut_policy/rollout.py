@@ -14,6 +14,7 @@ times latency on its own device, and writes the one report.
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,22 @@ def evaluate_budget(
     return row
 
 
+def load_evaluated_policy(cfg: DictConfig, checkpoint, device: torch.device) -> ShortcutPolicy:
+    """The policy to evaluate; with ``steps=auto`` its budget is the most passes whose p99
+    latency fits ``deadline_ms`` on this device (timed before any environment starts)."""
+    auto = cfg.steps == "auto"
+    policy = ShortcutPolicy.from_pretrained(
+        checkpoint,
+        device=str(device),
+        task=cfg.task.name,
+        steps="auto" if auto else None,
+        deadline_ms=cfg.deadline_ms if auto else None,
+    )
+    if auto:
+        print(f"[rollout] steps=auto: {policy.budget_choice.summary()}")
+    return policy
+
+
 def rollout(cfg: DictConfig) -> dict[str, Any] | None:
     """Evaluate one checkpoint at every budget in ``cfg.steps``.
 
@@ -99,8 +116,10 @@ def rollout(cfg: DictConfig) -> dict[str, Any] | None:
     checkpoint = cfg.checkpoint or newest_checkpoint_for_task(cfg.task.name)
     if rank.is_main:
         print(f"[rollout] checkpoint: {checkpoint} ({rank.world} process(es))")
-    policy = ShortcutPolicy.from_pretrained(checkpoint, device=str(device), task=cfg.task.name)
+    policy = load_evaluated_policy(cfg, checkpoint, device)
     asked = list(cfg.steps) if OmegaConf.is_list(cfg.steps) else [cfg.steps]
+    if cfg.steps == "auto":
+        asked = [policy.steps]  # chosen for cfg.deadline_ms on this device
     budgets = [policy.objective.budget(steps) for steps in asked]  # before any env starts
     out_dir = Path(cfg.out_dir)
     make_env = env_factory(cfg.task)
@@ -128,6 +147,7 @@ def rollout(cfg: DictConfig) -> dict[str, Any] | None:
         "torch_threads": torch.get_num_threads(),
         "processes": rank.world,
         "forward_latency": forward,
+        "budget_choice": asdict(policy.budget_choice) if policy.budget_choice else None,
         "seeds": [cfg.start_seed, cfg.start_seed + cfg.n_episodes - 1],
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "config": OmegaConf.to_container(cfg, resolve=True),
