@@ -66,6 +66,7 @@ from shortcut_policy.deploy.auto_budget import (
     choose_budget,
     p99_ms,
 )
+from shortcut_policy.deploy.cuda_graph import GraphedChunks
 from shortcut_policy.evaluation.latency import timed_ms
 from shortcut_policy.inference import sample_action_chunk
 from shortcut_policy.objectives.sampling import BudgetError
@@ -108,6 +109,7 @@ class ShortcutPolicy:
         deadline_ms: the latency a chunk call must fit (p99), with ``steps="auto"``.
         async_chunks: compute the next chunk while the current one runs (``select_action``).
         async_lead: ticks before a chunk's executed part ends that the next is requested.
+        cuda_graph: replay each ``(steps, batch)`` chunk call as one captured CUDA graph.
     """
 
     def __init__(
@@ -120,6 +122,7 @@ class ShortcutPolicy:
         deadline_ms: float | None = None,
         async_chunks: bool = False,
         async_lead: int = 1,
+        cuda_graph: bool = False,
     ) -> None:
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -139,6 +142,7 @@ class ShortcutPolicy:
                 f"after {self.n_obs_steps} observations; need n_obs_steps - 1 + n_action_steps"
             )
         self.generator: torch.Generator | None = None
+        self.graphed = GraphedChunks(self.network, objective, self.device) if cuda_graph else None
         self.budget_choice: BudgetChoice | None = None
         self.drift: DriftWatch | None = None
         self.steps = self.chosen_steps(steps, deadline_ms)
@@ -196,7 +200,7 @@ class ShortcutPolicy:
         """Load from a checkpoint file, a folder from :meth:`save_pretrained`, or a run folder.
 
         ``task`` (optional) refuses a policy trained for another task. ``options`` are the
-        constructor's ``deadline_ms``, ``async_chunks`` and ``async_lead``.
+        constructor's ``deadline_ms``, ``async_chunks``, ``async_lead`` and ``cuda_graph``.
         """
         file = resolve_policy_path(path)
         network, objective, meta = load_policy_network(file)
@@ -274,11 +278,18 @@ class ShortcutPolicy:
         steps = self.objective.budget(self.steps if own_budget else steps)
         start = time.perf_counter()
         tensors = self.network_inputs(obs)
+        batch = next(iter(tensors.values())).shape[0]
         if noise is not None:
-            noise = self.checked_noise(noise, batch=next(iter(tensors.values())).shape[0])
-        chunk = sample_action_chunk(
-            self.network, self.objective, tensors, steps, self.generator, noise
-        )
+            noise = self.checked_noise(noise, batch)
+        if self.graphed is not None:
+            if noise is None:
+                shape = self.network.sample_shape(batch)
+                noise = torch.randn(shape, generator=self.generator, device=self.device)
+            chunk = self.graphed(tensors, noise, steps)
+        else:
+            chunk = sample_action_chunk(
+                self.network, self.objective, tensors, steps, self.generator, noise
+            )
         chunk = finite_actions(chunk.cpu().numpy())  # .cpu() waits for the device
         if own_budget and self.drift is not None:
             self.steps = self.drift.observe((time.perf_counter() - start) * 1000.0)

@@ -84,3 +84,10 @@ def test_a_policy_with_async_chunks_acts_without_waiting_after_the_first_chunk()
     assert policy.chunks.waits == 0
     with pytest.raises(ValueError, match="observation 'state' contains NaN"):
         policy.select_action({"keypoint": np.zeros((8, 2)), "state": np.full(5, np.nan)})
+
+
+def test_cuda_graphs_on_a_cpu_policy_are_refused_by_name():
+    with pytest.raises(
+        ValueError, match="cuda_graph=True needs a CUDA device, but the policy is on cpu"
+    ):
+        ShortcutPolicy.from_pretrained(SHIPPED, "cpu", cuda_graph=True)

@@ -1,0 +1,101 @@
+"""GPU figures in one short run: eager vs CUDA-graph chunk latency at batch 1, throughput at
+batch 64 and 256, and bf16 training speed. Run by ``benchmarks/gpu_check.sh`` (≤ 8 minutes).
+
+    python benchmarks/gpu_check.py --out gpu_check.json            # on a CUDA machine
+    python benchmarks/gpu_check.py --device cpu --quick --out x.json   # a smoke run of the script
+
+Latency: median / p95 / p99 over ``--calls`` timed calls after warm-up, the device synchronised
+around each call; the shipped Push-T policy (``data/pretrained/push_t``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from shortcut_policy import ShortcutPolicy
+from shortcut_policy.evaluation.latency import summarize_ms, timed_ms
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "data" / "pretrained" / "push_t"
+
+
+def chunk_figures(device: str, graph: bool, budgets: list[int], calls: int) -> dict:
+    """Batch-1 latency per budget and batched throughput (chunks/s) at 1 pass."""
+    policy = ShortcutPolicy.from_pretrained(SHIPPED, device, cuda_graph=graph)
+    one = policy.example_batch(1)
+    rows = {"latency_ms": {}, "throughput_chunks_per_s": {}}
+    for steps in budgets:
+        call = functools.partial(policy.predict_action_chunk, one, steps)
+        rows["latency_ms"][steps] = summarize_ms(timed_ms(call, policy.device, calls, 20))
+    for batch in (64, 256):
+        many = policy.example_batch(batch)
+        call = functools.partial(policy.predict_action_chunk, many, 1)
+        median_ms = float(np.median(timed_ms(call, policy.device, 20, 5)))
+        rows["throughput_chunks_per_s"][batch] = batch / (median_ms / 1000.0)
+    return rows
+
+
+def training_speed(device: str, steps: int) -> dict:
+    """Steps per second of a short bf16 Push-T training run (unet_small, batch 256)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [
+            sys.executable,
+            "-m",
+            "shortcut_policy.train",
+            "task=push_t",
+            "model=unet_small",
+            f"device={device}",
+            "train.precision=bf16",
+            f"train.steps={steps}",
+            f"run_dir={tmp}/run",
+            "val_every=0",
+            "eval_every=0",
+            f"checkpoint_every={steps}",
+            "logging.mode=disabled",
+            "logging.progress=false",
+        ]
+        start = time.time()
+        subprocess.run(command, cwd=ROOT, check=True)
+        lines = Path(tmp, "run", "metrics.jsonl").read_text().splitlines()
+        speeds = [json.loads(line)["steps_per_s"] for line in lines if "steps_per_s" in line]
+    return {"steps": steps, "steps_per_s_last": speeds[-1], "wall_s": time.time() - start}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--out", default="gpu_check.json")
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--train-steps", type=int, default=600)
+    parser.add_argument("--quick", action="store_true", help="few calls and steps (smoke run)")
+    args = parser.parse_args()
+    calls, train_steps = (10, 20) if args.quick else (args.calls, args.train_steps)
+    cuda = args.device == "cuda"
+    if not cuda:
+        torch.set_num_threads(1)  # a shared CPU: all threads would wait on each other
+    report = {
+        "device": torch.cuda.get_device_name() if cuda else args.device,
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "eager": chunk_figures(args.device, False, [1, 8, 128], calls),
+    }
+    print(json.dumps(report, indent=1), flush=True)
+    # CUDA graphs exist only on CUDA; the smoke run on a CPU says so instead of timing them.
+    report["graph"] = chunk_figures(args.device, True, [1, 8, 128], calls) if cuda else None
+    report["train_bf16"] = training_speed(args.device, train_steps)
+    Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""A fixed-shape chunk call captured as one CUDA graph.
+
+At batch 1 a 1-pass chunk is a few dozen small kernels; launching them one by one from Python
+costs more than running them. A CUDA graph records the whole call (encode, the network passes,
+unnormalize) once and replays it with one launch. The graph is fixed to one batch size, one
+step budget and the observations' dtypes, so :class:`GraphedChunks` keeps one graph per
+``(steps, batch)`` and captures it on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from shortcut_policy.inference import sample_action_chunk
+
+
+class GraphedChunks:
+    """``(obs, noise, steps) -> chunk`` through CUDA graphs of ``network`` and ``objective``."""
+
+    def __init__(self, network: torch.nn.Module, objective, device: torch.device) -> None:
+        if device.type != "cuda":
+            raise ValueError(
+                f"cuda_graph=True needs a CUDA device, but the policy is on {device}; "
+                "drop cuda_graph or load the policy with device='cuda'"
+            )
+        self.network, self.objective = network, objective
+        self.graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, dict, torch.Tensor, torch.Tensor]] = {}
+
+    @torch.inference_mode()
+    def __call__(
+        self, obs: Mapping[str, torch.Tensor], noise: torch.Tensor, steps: int
+    ) -> torch.Tensor:
+        """Observations ``{key: (B, n_obs_steps, *shape)}`` and ``noise`` ``(B, H, Da)`` on the
+        device -> actions ``(B, H, Da)`` in data units (a copy; the graph's output is reused)."""
+        key = (steps, noise.shape[0], tuple((k, v.dtype) for k, v in obs.items()))
+        if key not in self.graphs:
+            self.graphs[key] = self._capture(obs, noise, steps)
+        graph, static_obs, static_noise, out = self.graphs[key]
+        for name, value in obs.items():
+            static_obs[name].copy_(value)
+        static_noise.copy_(noise)
+        graph.replay()
+        return out.clone()
+
+    def _capture(self, obs: Mapping[str, torch.Tensor], noise: torch.Tensor, steps: int):
+        static_obs = {name: value.clone() for name, value in obs.items()}
+        static_noise = noise.clone()
+
+        def call() -> torch.Tensor:
+            return sample_action_chunk(
+                self.network, self.objective, static_obs, steps, noise=static_noise
+            )
+
+        # Warm-up on a side stream, as capture requires (lazy allocations happen here).
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                call()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = call()
+        return graph, static_obs, static_noise, out
