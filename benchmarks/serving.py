@@ -26,6 +26,7 @@ from shortcut_policy.evaluation.latency import summarize_ms, timed_ms
 from shortcut_policy.tasks import env_factory
 
 ROOT = Path(__file__).resolve().parents[1]
+PARTS = ("round_trip", "load", "non_blocking", "deadline_choice")
 SHIPPED = ROOT / "data" / "pretrained" / "push_t"
 
 
@@ -129,7 +130,8 @@ def load_run(url: str, pid: int, clients: int, hz: float, seconds: float) -> dic
         "first_errors": [e for r in results for e in r["errors"]][:3],
         "dropped_connections": sum(r["dropped"] for r in results),
         "missed_deadlines": sum(r["missed"] for r in results),
-        "server_rss_mb": {"start": memory[0], "end": memory[-1], "max": max(memory)},
+        # every 5 s from the start: flat after the first batches' allocations, or growing
+        "server_rss_mb": [round(mb, 1) for mb in memory],
     }
 
 
@@ -167,23 +169,26 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--load-seconds", type=float, default=60)
     parser.add_argument("--loop-ticks", type=int, default=200)
+    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
+    parser.add_argument("--note", default="", help="the machine's state, for the JSON")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    process, url = start_server("threads=1")
-    try:
-        report = {"round_trip": round_trip(url, args.calls)}
-        print(json.dumps(report, indent=1), flush=True)
-        report["load"] = load_run(url, process.pid, 8, 20.0, args.load_seconds)
-        print(json.dumps(report["load"], indent=1), flush=True)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-    report["non_blocking"] = non_blocking(150.0, 10.0, args.loop_ticks)
-    report["deadline_choice"] = deadline_choices([10.0, 30.0, 100.0])
-    report["note"] = (
-        "2-core CPU shared with two training jobs at the time; one torch thread per process; "
-        "latencies are batch 1, 1 network pass, the shipped Push-T policy"
-    )
+    report = {}
+    if {"round_trip", "load"} & set(args.parts):
+        process, url = start_server("threads=1")
+        try:
+            if "round_trip" in args.parts:
+                report["round_trip"] = round_trip(url, args.calls)
+            if "load" in args.parts:
+                report["load"] = load_run(url, process.pid, 8, 20.0, args.load_seconds)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    if "non_blocking" in args.parts:
+        report["non_blocking"] = non_blocking(150.0, 10.0, args.loop_ticks)
+    if "deadline_choice" in args.parts:
+        report["deadline_choice"] = deadline_choices([10.0, 30.0, 100.0])
+    report["note"] = f"one torch thread per process; batch 1; shipped Push-T policy. {args.note}"
     report["date"] = time.strftime("%Y-%m-%d %H:%M")
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
