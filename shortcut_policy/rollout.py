@@ -100,9 +100,7 @@ def load_evaluated_policy(cfg: DictConfig, checkpoint, device: torch.device) -> 
         steps="auto" if auto else None,
         deadline_ms=cfg.deadline_ms if auto else None,
     )
-    if auto:
-        print(f"[rollout] steps=auto: {policy.budget_choice.summary()}")
-    return policy
+    return policy  # with steps=auto, the choice is logged and kept in the report
 
 
 def rollout(cfg: DictConfig) -> dict[str, Any] | None:

@@ -29,8 +29,6 @@ def load_served_policy(cfg: DictConfig) -> ShortcutPolicy:
         checkpoint, device, steps=cfg.steps, task=cfg.task.name, deadline_ms=cfg.deadline_ms
     )
     print(f"[serve] checkpoint {checkpoint} on {policy.device}, {policy.steps} pass(es) per chunk")
-    if policy.budget_choice is not None:
-        print(f"[serve] steps=auto: {policy.budget_choice.summary()}")
     return policy
 
 

@@ -34,7 +34,7 @@ from shortcut_policy.training.batches import StepBatchSampler
 from shortcut_policy.training.distributed import Rank
 from shortcut_policy.training.ema import ema_decay_at, update_ema
 from shortcut_policy.training.logger import MetricLogger
-from shortcut_policy.training.loss_module import loss_module
+from shortcut_policy.training.loss_module import ObjectiveLoss, loss_module
 from shortcut_policy.training.run_state import (
     Run,
     prepare_run_dir,
@@ -64,7 +64,7 @@ def build_run(cfg: DictConfig) -> Run:
     model = build_network(data.spec, model_cfg, data.normalizer).to(device)
     ema = copy.deepcopy(model).requires_grad_(False).eval()
     teacher = None  # a separate teacher EMA; Shortcut checks that it implies ema_teacher
-    if getattr(objective, "teacher_decay", 0.0):
+    if objective.teacher_decay:
         teacher = copy.deepcopy(model).requires_grad_(False).eval()
     optimizer = torch.optim.AdamW(
         model.parameters(),
@@ -128,9 +128,9 @@ def to_device(batch: Any, device: torch.device) -> Any:
     return batch.to(device, non_blocking=True)
 
 
-def train_step(run: Run, batch: dict) -> dict[str, float]:
-    """One optimizer step on this rank's share of the global batch; returns metrics averaged
-    over ranks (identical on every rank)."""
+def train_step(run: Run, batch: dict) -> dict[str, torch.Tensor]:
+    """One optimizer step on this rank's share of the global batch; returns this rank's
+    metrics as 0-d tensors (read on the host only at log steps: see :func:`logged`)."""
     cfg = run.cfg.train
     lr = warmup_cosine_lr(run.step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.lr_floor)
     for group in run.optimizer.param_groups:
@@ -142,36 +142,50 @@ def train_step(run: Run, batch: dict) -> dict[str, float]:
     run.optimizer.zero_grad(set_to_none=True)
     with distributed.failures_named(run.rank, resume_hint(run)):
         loss.backward()  # DDP averages the gradients over ranks here
-        metrics = distributed.mean_over_ranks(metrics, run.rank, run.device)
-    if not math.isfinite(metrics["loss"]):  # the averaged loss: every rank stops together
-        raise FloatingPointError(
-            f"loss is {metrics['loss']} at step {run.step}; lower train.lr or check the data"
-        )
     grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
     run.optimizer.step()
     update_ema(run.ema, run.model, ema_decay_at(run.step, cfg.ema_decay))
     if run.teacher is not None:
         update_ema(run.teacher, run.model, ema_decay_at(run.step, run.objective.teacher_decay))
     run.step += 1
-    return {**metrics, "lr": lr, "grad_norm": grad_norm.item()}
+    return {**metrics, "grad_norm": grad_norm.detach()}
+
+
+def logged(run: Run, metrics: dict[str, torch.Tensor]) -> dict[str, float]:
+    """A step's metrics averaged over ranks, as floats: the one host sync of a log step.
+
+    A non-finite loss stops the run here, on every rank alike, before any checkpoint of the
+    diverged weights is written (checkpoint steps are always log steps).
+    """
+    with distributed.failures_named(run.rank, resume_hint(run)):
+        values = distributed.mean_over_ranks(metrics, run.rank, run.device)
+    if not math.isfinite(values["loss"]):
+        raise FloatingPointError(
+            f"loss is {values['loss']} at step {run.step}; lower train.lr or check the data "
+            "(the run resumes from its last checkpoint)"
+        )
+    return values
 
 
 @torch.no_grad()
 def validation_loss(run: Run) -> dict[str, float]:
-    """Mean objective loss of the EMA network on fixed validation batches."""
+    """Mean objective loss of the EMA network on fixed validation batches, computed by the
+    training loss module (the same teacher and conditioning rules as a training step)."""
     if run.data.val is None:
         return {}
     loader = DataLoader(run.data.val, batch_size=run.cfg.train.batch_size, shuffle=False)
-    totals: dict[str, list[float]] = {}
+    loss_fn = ObjectiveLoss(run.ema, run.objective)
+    teacher = run.teacher if run.teacher is not None else run.ema
+    totals: dict[str, list[torch.Tensor]] = {}
     torch.manual_seed(run.cfg.seed)  # the same noise at every validation
     for i, batch in enumerate(loader):
         if i >= run.cfg.val_batches:
             break
-        x1, cond = run.ema.prepare_batch(to_device(batch, run.device))
-        _, metrics = run.objective.loss(run.ema, x1, cond, run.ema, cond)
+        _, metrics = loss_fn(to_device(batch, run.device), teacher)
         for key, value in metrics.items():
             totals.setdefault(f"val/{key}", []).append(value)
-    return {key: sum(values) / len(values) for key, values in totals.items()}
+    means = torch.stack([torch.stack(values).mean() for values in totals.values()]).tolist()
+    return dict(zip(totals, means, strict=True))
 
 
 def evaluate(run: Run) -> dict[str, float]:
@@ -227,22 +241,28 @@ def train(cfg: DictConfig) -> Run:
     while run.step < total:
         run.model.train()
         start = time.perf_counter()
-        metrics = train_step(run, to_device(next(batches), run.device))
+        step_metrics = train_step(run, to_device(next(batches), run.device))
         busy += time.perf_counter() - start
-        n_train_metrics = len(metrics)
         bar.update(1)
-        bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.1e}")
+        validate = periodic(run.step, cfg.val_every, total)
+        rollouts = periodic(run.step, cfg.eval_every, total) and cfg.task.get("evaluator")
+        checkpoint = periodic(run.step, cfg.checkpoint_every, total)
+        if not (periodic(run.step, cfg.logging.log_every, total) or checkpoint or validate):
+            if not rollouts:
+                continue
+        lr = run.optimizer.param_groups[0]["lr"]
+        metrics = {**logged(run, step_metrics), "lr": lr}  # every rank reaches this step
+        bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{lr:.1e}")
+        metrics["steps_per_s"] = (run.step - last_step) / busy  # excludes val and eval
+        busy, last_step = 0.0, run.step
         # Validation and rollouts run on rank 0 while the others wait at the next all-reduce
         # (for at most distributed.timeout_s).
-        if rank.is_main and periodic(run.step, cfg.val_every, total):
+        if rank.is_main and validate:
             metrics.update(validation_loss(run))
-        if rank.is_main and periodic(run.step, cfg.eval_every, total) and cfg.task.get("evaluator"):
+        if rank.is_main and rollouts:
             metrics.update(evaluate(run))
-        if periodic(run.step, cfg.logging.log_every, total) or len(metrics) > n_train_metrics:
-            metrics["steps_per_s"] = (run.step - last_step) / busy  # excludes val and eval
-            busy, last_step = 0.0, run.step
-            logger.log(run.step, metrics)
-        if periodic(run.step, cfg.checkpoint_every, total):
+        logger.log(run.step, metrics)
+        if checkpoint:
             save_run(run, extra={"rank_digests": synced_weight_digests(run)})
     save_run(run, label="last", extra={"rank_digests": synced_weight_digests(run)})
     bar.close()

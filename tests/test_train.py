@@ -245,3 +245,27 @@ def test_checkpoint_from_before_the_recipe_fields_resumes_only_as_it_was_trained
         tiny_config(tmp_path, "train.steps=8", "resume=true", *old, "objective.coarse_share=0")
     )
     assert resumed.step == 8
+
+
+def test_a_diverged_loss_stops_the_run_before_a_checkpoint_of_it(tmp_path, monkeypatch):
+    import shortcut_policy.objectives.flow as flow
+
+    real = flow.FlowMatching.loss
+
+    def loss_nan_from_step_8(self, net, x1, *args):
+        loss, metrics = real(self, net, x1, *args)
+        if train_steps_seen.append(1) or len(train_steps_seen) >= 8:
+            loss = loss * float("nan")
+            metrics = {key: value * float("nan") for key, value in metrics.items()}
+        return loss, metrics
+
+    train_steps_seen = []
+    monkeypatch.setattr(flow.FlowMatching, "loss", loss_nan_from_step_8)
+    cfg = tiny_config(tmp_path, "objective=flow", "logging.log_every=5", "val_every=0")
+    with pytest.raises(FloatingPointError, match="loss is nan at step 10"):
+        train(cfg)
+    # The step-6 checkpoint is the last one, and its weights are finite.
+    newest = latest_checkpoint(tmp_path / "run" / "checkpoints")
+    assert newest.name == "step_00000006.safetensors"
+    tensors, _ = load_checkpoint(newest)
+    assert all(torch.isfinite(value).all() for value in tensors.values())

@@ -19,7 +19,8 @@ from shortcut_policy.evaluation.image_quality import (
     frechet_distance,
     train_classifier,
 )
-from shortcut_policy.models.image_net import Guided, ImageGenerator
+from shortcut_policy.models.image_net import ImageGenerator
+from shortcut_policy.objectives.guidance import Guided
 
 
 @torch.no_grad()
@@ -36,8 +37,7 @@ def sample_images(
     device = next(network.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     noise = torch.randn(network.sample_shape(len(labels)), generator=generator, device=device)
-    finest_d = 1.0 / getattr(objective, "finest_steps", 128)
-    net = Guided(network, guidance_scale, finest_d)
+    net = Guided(network, guidance_scale, objective.finest_d)
     return objective.sample(net, noise, labels.to(device), steps, generator)
 
 

@@ -40,6 +40,10 @@ class ImageGenerator(nn.Module):
             raise ValueError(f"DiT takes square images, got {height}x{width}")
         self.dit = DiT(height, channels, spec["num_classes"], **fields)
 
+    def augment(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        """The batch as it is (class dropout happens in :meth:`prepare_batch`)."""
+        return dict(batch)
+
     def prepare_batch(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """``(images (B, C, H, W) in [-1, 1], labels (B,))``; in training mode a random
         ``class_dropout`` of the labels becomes the null label."""
@@ -60,28 +64,3 @@ class ImageGenerator(nn.Module):
 
     def sample_shape(self, batch: int) -> tuple[int, ...]:
         return (batch, *self.spec["image_shape"])
-
-
-class Guided(nn.Module):
-    """Classifier-free guidance around a class-conditional network, at the finest step only.
-
-    For calls told ``d <= finest_d`` (the flow-matching step size), the velocity is
-    ``v_null + scale * (v_label - v_null)``; for larger steps (shortcut jumps) it is the plain
-    conditional velocity, because guidance helps small steps and hurts large ones (Frans et al.).
-    """
-
-    def __init__(self, network: ImageGenerator, scale: float, finest_d: float) -> None:
-        super().__init__()
-        self.network, self.scale, self.finest_d = network, scale, finest_d
-
-    def forward(
-        self, x: torch.Tensor, t: torch.Tensor, d: torch.Tensor, labels: torch.Tensor
-    ) -> torch.Tensor:
-        if self.scale == 1.0 or bool((d > self.finest_d * 1.0001).any()):
-            return self.network(x, t, d, labels)
-        null = self.network.null_condition(labels)
-        both = self.network(
-            torch.cat([x, x]), torch.cat([t, t]), torch.cat([d, d]), torch.cat([labels, null])
-        )
-        conditional, unconditional = both.chunk(2)
-        return unconditional + self.scale * (conditional - unconditional)

@@ -29,6 +29,10 @@ class PolicyNetwork(nn.Module):
         normalizer: fitted statistics for every low-dimensional observation key and ``"action"``.
     """
 
+    # The conditioning comes from the weights (the observation encoder), so an EMA teacher
+    # encodes its rows itself.
+    cond_from_weights = True
+
     def __init__(
         self, spec: Mapping[str, Any], head: Mapping[str, Any], normalizer: RangeNormalizer
     ):

@@ -1,7 +1,7 @@
 """Training objectives. Each takes the network as an argument: ``net(x, t, d, cond)``.
 
-Every objective exposes ``loss(net, x1, cond, teacher, teacher_cond) -> (loss, metrics)`` and
-``sample(net, noise, cond, steps) -> x``, and works on any tensor shape ``(B, ...)``.
+Every objective follows the contract in :mod:`contract` (``loss``, ``sample``, ``budget``,
+``finest_d``, ``teacher_rows``, ``teacher_decay``) and works on any tensor shape ``(B, ...)``.
 """
 
 from __future__ import annotations
@@ -9,14 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from shortcut_policy.objectives.contract import Objective
 from shortcut_policy.objectives.ddpm import DDPM
 from shortcut_policy.objectives.flow import FlowMatching
 from shortcut_policy.objectives.meanflow import MeanFlow
 from shortcut_policy.objectives.shortcut import Shortcut
 
 OBJECTIVES = {"shortcut": Shortcut, "flow": FlowMatching, "ddpm": DDPM, "meanflow": MeanFlow}
-
-Objective = Shortcut | FlowMatching | DDPM | MeanFlow
 
 # Fields added after checkpoints were first written, with the values that reproduce how those
 # checkpoints were trained: a config saved without them means these, not today's defaults.

@@ -60,8 +60,18 @@ class DDPM:
     name: str = "ddpm"
     alphas_cumprod: torch.Tensor = field(init=False, repr=False, compare=False)
 
+    teacher_decay = 0.0  # no teacher (the objective contract)
+
     def __post_init__(self) -> None:
         self.alphas_cumprod = squared_cosine_alphas_cumprod(self.train_steps)
+
+    @property
+    def finest_d(self) -> float:
+        """The step size the network is always told, ``1 / train_steps``."""
+        return 1.0 / self.train_steps
+
+    def teacher_rows(self, batch: int) -> int:
+        return 0
 
     def network_time(self, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(t, d)`` given to the network for integer timesteps ``k`` (shape ``(B,)``)."""
@@ -83,7 +93,7 @@ class DDPM:
         cond: object = None,
         teacher: VelocityNet | None = None,
         teacher_cond: object = None,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Mean squared error of the predicted noise; ``teacher`` is unused."""
         k = torch.randint(0, self.train_steps, (x1.shape[0],), device=x1.device)
         eps = torch.randn_like(x1)
@@ -91,7 +101,7 @@ class DDPM:
         x_k = abar.sqrt() * x1 + (1 - abar).sqrt() * eps
         t, d = self.network_time(k)
         loss = torch.mean((net(x_k, t.to(x1.dtype), d.to(x1.dtype), cond) - eps) ** 2)
-        return loss, {"loss": loss.item(), "loss_eps": loss.item()}
+        return loss, {"loss": loss.detach(), "loss_eps": loss.detach()}
 
     def _predict(self, net: VelocityNet, x: torch.Tensor, k: int, cond: object):
         """``(eps, x0)`` predicted at timestep ``k``; ``x0`` clipped when configured."""

@@ -61,6 +61,14 @@ class FlowMatching:
     path_eps: float = 0.0
     default_steps: int = 1
     name: str = "flow"
+    teacher_decay = 0.0  # no teacher (the objective contract)
+
+    @property
+    def finest_d(self) -> float:
+        return 1.0 / self.finest_steps
+
+    def teacher_rows(self, batch: int) -> int:
+        return 0
 
     def budget(self, steps: object = None) -> int:
         """``steps`` checked (any positive integer of Euler steps; None: ``default_steps``)."""
@@ -73,11 +81,11 @@ class FlowMatching:
         cond: object = None,
         teacher: VelocityNet | None = None,
         teacher_cond: object = None,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Mean squared velocity error over all rows; ``teacher`` is unused (same signature)."""
         x_t, t, d, target = flow_rows(x1, self.finest_steps, self.path_eps)
         loss = torch.mean((net(x_t, t, d, cond) - target) ** 2)
-        return loss, {"loss": loss.item(), "loss_flow": loss.item()}
+        return loss, {"loss": loss.detach(), "loss_flow": loss.detach()}
 
     def sample(
         self,

@@ -60,6 +60,7 @@ class MeanFlow:
     norm_eps: float = 1e-3
     default_steps: int = 1
     name: str = "meanflow"
+    teacher_decay = 0.0  # no teacher (the objective contract)
 
     def __post_init__(self) -> None:
         if self.finest_steps < 1:
@@ -68,6 +69,13 @@ class MeanFlow:
             raise ValueError(f"flow_share must lie in [0, 1], got {self.flow_share}")
         if self.time_sigma <= 0 or self.norm_eps <= 0 or self.norm_p < 0:
             raise ValueError("time_sigma and norm_eps must be > 0 and norm_p >= 0")
+
+    @property
+    def finest_d(self) -> float:
+        return 1.0 / self.finest_steps
+
+    def teacher_rows(self, batch: int) -> int:
+        return 0
 
     def budget(self, steps: object = None) -> int:
         """``steps`` checked (an integer in ``[1, M]``; None: ``default_steps``)."""
@@ -92,7 +100,7 @@ class MeanFlow:
         cond: object = None,
         teacher: VelocityNet | None = None,
         teacher_cond: object = None,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """MeanFlow loss on ``x1: (B, ...)``; the target is built from ``net`` itself (no
         teacher). Returns the weighted loss and floats for logging (``mse``: unweighted)."""
         x0 = torch.randn_like(x1)
@@ -109,7 +117,7 @@ class MeanFlow:
         err = ((pred - target) ** 2).flatten(1).mean(1)
         weight = (err.detach() + self.norm_eps) ** -self.norm_p
         loss = (weight * err).mean()
-        return loss, {"loss": loss.item(), "mse": err.mean().item()}
+        return loss, {"loss": loss.detach(), "mse": err.detach().mean()}
 
     @staticmethod
     def average_velocity_and_derivative(

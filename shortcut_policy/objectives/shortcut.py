@@ -32,22 +32,15 @@ from dataclasses import dataclass
 
 import torch
 
+from shortcut_policy.objectives.conditioning import detached, take_rows
 from shortcut_policy.objectives.flow import flow_rows, interpolate
+from shortcut_policy.objectives.guidance import guided_rows
 from shortcut_policy.objectives.sampling import (
     VelocityNet,
     integrate,
     shortcut_step_sizes,
     step_budget,
 )
-
-
-def take_rows(cond: object, rows: slice) -> object:
-    """Rows of a conditioning value or batch: a tensor, a (nested) dict of tensors, or None."""
-    if cond is None:
-        return None
-    if isinstance(cond, dict):
-        return {key: take_rows(value, rows) for key, value in cond.items()}
-    return cond[rows]
 
 
 @dataclass
@@ -113,6 +106,15 @@ class Shortcut:
         """``steps`` checked (an integer in ``[1, M]``; None: ``default_steps``)."""
         return step_budget(steps, self.default_steps, self.finest_steps, "a shortcut model")
 
+    @property
+    def finest_d(self) -> float:
+        return 1.0 / self.finest_steps
+
+    def teacher_rows(self, batch: int) -> int:
+        """Rows whose targets come from a teacher EMA with its own conditioning (the
+        consistency rows, first in the batch), or 0 when targets come from the live weights."""
+        return self.consistency_rows(batch) if self.ema_teacher else 0
+
     def consistency_rows(self, batch: int) -> int:
         """How many rows of a batch of ``batch`` are self-consistency rows.
 
@@ -152,34 +154,8 @@ class Shortcut:
     ) -> torch.Tensor:
         """The teacher's clipped velocity; guided (``target_guidance``) on rows at ``d = 1/M``."""
         v = teacher(x, t, d, cond)
-        if self.target_guidance != 1.0:
-            v = self.guided_at_flow_steps(teacher, v, x, t, d, cond)
+        v = guided_rows(teacher, v, x, t, d, cond, self.target_guidance, self.finest_d)
         return v.clamp(-self.target_clip, self.target_clip)
-
-    def guided_at_flow_steps(
-        self,
-        teacher: VelocityNet,
-        v: torch.Tensor,
-        x: torch.Tensor,
-        t: torch.Tensor,
-        d: torch.Tensor,
-        cond: object,
-    ) -> torch.Tensor:
-        """``v`` with classifier-free guidance ``target_guidance`` on the rows at ``d = 1/M``."""
-        rows = (d <= 1.0001 / self.finest_steps).nonzero().squeeze(1)
-        if not len(rows):
-            return v
-        null_condition = getattr(teacher, "null_condition", None)
-        if null_condition is None:
-            raise ValueError(
-                "objective.target_guidance needs a class-conditional network (one with "
-                f"null_condition, e.g. task=digits); {type(teacher).__name__} has none: "
-                "set objective.target_guidance=1"
-            )
-        null = teacher(x[rows], t[rows], d[rows], null_condition(take_rows(cond, rows)))
-        v = v.clone()
-        v[rows] = null + self.target_guidance * (v[rows] - null)
-        return v
 
     def consistency_inputs(
         self, x1: torch.Tensor, x0: torch.Tensor
@@ -199,12 +175,13 @@ class Shortcut:
         cond: object = None,
         teacher: VelocityNet | None = None,
         teacher_cond: object = None,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Shortcut loss on a batch ``x1: (B, ...)`` with conditioning ``cond`` (rows aligned).
 
         ``teacher`` is the EMA network (used only when ``ema_teacher``; else ``net`` itself);
         ``teacher_cond`` is the conditioning for the teacher (defaults to ``cond`` detached).
-        Returns the loss to minimise and floats for logging (``loss_flow``, ``loss_consistency``).
+        Returns the loss to minimise and 0-d tensors for logging (``loss_flow``,
+        ``loss_consistency``).
         """
         n_sc = self.consistency_rows(x1.shape[0])
         sc, fl = slice(0, n_sc), slice(n_sc, None)
@@ -212,17 +189,17 @@ class Shortcut:
         xf, tf, df, target_f = flow_rows(x1[fl], self.finest_steps, self.path_eps)
         xs, ts, ds = self.consistency_inputs(x1[sc], torch.randn_like(x1[sc]))
         use = teacher if (self.ema_teacher and teacher is not None) else net
-        t_cond = _detach(cond) if teacher_cond is None else teacher_cond
+        t_cond = detached(cond) if teacher_cond is None else teacher_cond
         target_s = self.consistency_target(use, xs, ts, ds, take_rows(t_cond, sc))
 
         pred = net(torch.cat([xs, xf]), torch.cat([ts, tf]), torch.cat([ds, df]), cond)
         err = ((pred - torch.cat([target_s, target_f])) ** 2).flatten(1).mean(1)
         loss = err.mean()
-        metrics = {"loss": loss.item()}
+        metrics = {"loss": loss.detach()}
         if n_sc < len(err):
-            metrics["loss_flow"] = err[n_sc:].mean().item()
+            metrics["loss_flow"] = err[n_sc:].detach().mean()
         if n_sc:
-            metrics["loss_consistency"] = err[:n_sc].mean().item()
+            metrics["loss_consistency"] = err[:n_sc].detach().mean()
         return loss, metrics
 
     def sample(
@@ -236,11 +213,3 @@ class Shortcut:
         """Exactly ``steps`` network passes (any integer in ``[1, M]``); no fresh noise."""
         sizes = shortcut_step_sizes(self.budget(steps), self.finest_steps)
         return integrate(net, noise, cond, sizes)
-
-
-def _detach(cond: object) -> object:
-    if isinstance(cond, torch.Tensor):
-        return cond.detach()
-    if isinstance(cond, dict):
-        return {key: value.detach() for key, value in cond.items()}
-    return cond

@@ -15,14 +15,15 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from shortcut_policy.objectives.shortcut import take_rows
+from shortcut_policy.objectives.conditioning import take_rows
 from shortcut_policy.training.distributed import Rank
 
 
 class ObjectiveLoss(nn.Module):
     """``forward(batch, teacher) -> (loss, metrics)`` for ``objective`` applied to ``model``.
 
-    ``model`` needs ``prepare_batch(batch) -> (x1, cond)`` and ``model(x, t, d, cond)``.
+    ``model`` needs ``augment(batch)``, ``prepare_batch(batch) -> (x1, cond)``,
+    ``cond_from_weights`` and ``model(x, t, d, cond)`` (a PolicyNetwork or an ImageGenerator).
     ``teacher`` (the EMA copy, outside data parallelism: every rank holds the same one) gets its
     own conditioning from the same batch when the objective uses it.
     """
@@ -33,21 +34,17 @@ class ObjectiveLoss(nn.Module):
         self.objective = objective
 
     def forward(self, batch: dict, teacher: nn.Module | None) -> tuple[torch.Tensor, dict]:
-        if hasattr(self.model, "augment"):  # one augmentation, seen by student and teacher
-            batch = self.model.augment(batch)
+        batch = self.model.augment(batch)  # one augmentation, seen by student and teacher
         x1, cond = self.model.prepare_batch(batch)
         teacher_cond = None
         # A learned encoder (a policy's) gives the teacher its own conditioning; plain labels
         # (an image model's, with class dropout already applied) are shared as they are.
-        own_cond = getattr(self.model, "cond_from_weights", True)
-        if teacher is not None and own_cond and getattr(self.objective, "ema_teacher", False):
-            # The teacher only sees the consistency rows, which come first: encoding just those
-            # saves most of a second encoder pass (cameras make it the costly part).
-            count = getattr(self.objective, "consistency_rows", None)
-            rows = count(len(x1)) if count is not None else len(x1)
-            if rows:
-                with torch.no_grad():
-                    teacher_cond = teacher.prepare_batch(take_rows(batch, slice(0, rows)))[1]
+        rows = self.objective.teacher_rows(len(x1)) if teacher is not None else 0
+        if rows and self.model.cond_from_weights:
+            # The teacher only sees its rows, which come first: encoding just those saves most
+            # of a second encoder pass (cameras make it the costly part).
+            with torch.no_grad():
+                teacher_cond = teacher.prepare_batch(take_rows(batch, slice(0, rows)))[1]
         return self.objective.loss(self.model, x1, cond, teacher, teacher_cond)
 
 

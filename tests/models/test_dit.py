@@ -3,9 +3,11 @@ import torch
 
 from shortcut_policy.models import build_network
 from shortcut_policy.models.dit import DiT
-from shortcut_policy.models.image_net import Guided, ImageGenerator
+from shortcut_policy.models.image_net import ImageGenerator
 from shortcut_policy.models.unet1d import ConditionalUnet1D
-from shortcut_policy.objectives import Shortcut
+from shortcut_policy.objectives import DDPM, FlowMatching, MeanFlow, Shortcut
+from shortcut_policy.objectives.contract import Objective
+from shortcut_policy.objectives.guidance import Guided
 
 SPEC = {"task": "digits", "kind": "images", "image_shape": [1, 8, 8], "num_classes": 10}
 TINY = {"patch_size": 2, "hidden_size": 32, "depth": 2, "num_heads": 2}
@@ -65,6 +67,33 @@ def test_guidance_applies_at_the_finest_step_only():
     assert not torch.allclose(cond, null)
 
 
+def test_guidance_applies_per_row_in_a_mixed_batch():
+    net = ImageGenerator(SPEC, TINY)
+    torch.nn.init.normal_(net.dit.final.linear.weight)
+    guided = Guided(net, 3.0, 1 / 128)
+    x, t, _, y = inputs(4)
+    d = torch.tensor([1 / 128, 0.5, 1 / 128, 1.0])
+    cond, null = net(x, t, d, y), net(x, t, d, torch.full_like(y, 10))
+    expected = torch.where((d < 0.01)[:, None, None, None], null + 3.0 * (cond - null), cond)
+    assert torch.allclose(guided(x, t, d, y), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("objective", [Shortcut(), FlowMatching(), DDPM(), MeanFlow()])
+def test_every_objective_meets_the_contract_and_ddpm_samples_are_guided(objective):
+    assert isinstance(objective, Objective)
+    net = ImageGenerator(SPEC, TINY)
+    torch.nn.init.normal_(net.dit.final.linear.weight)
+    for block in net.dit.blocks:  # zero-initialised adaLN would hide the label
+        torch.nn.init.normal_(block.adaln[-1].weight, std=0.1)
+    noise, labels = torch.randn(3, 1, 8, 8), torch.tensor([1, 2, 3])
+    plain = objective.sample(Guided(net, 1.0, objective.finest_d), noise, labels, 2)
+    guided = objective.sample(Guided(net, 3.0, objective.finest_d), noise, labels, 2)
+    # Shortcut and MeanFlow jump at 2 passes (no guidance); flow and DDPM take fine steps.
+    # DDPM tells the network d = 1/100 > 1/128: its guidance used to be skipped.
+    fine_steps = objective.name in ("flow", "ddpm")
+    assert torch.allclose(plain, guided, atol=1e-6) != fine_steps
+
+
 def test_one_objective_class_trains_the_dit_and_the_unet():
     objective = Shortcut(consistency_every=2)
     dit = ImageGenerator(SPEC, TINY)
@@ -92,3 +121,16 @@ def test_bad_inputs_are_named():
         net(torch.zeros(2, 3, 8, 8), t, d, torch.tensor([1, 2]))
     with pytest.raises(ValueError, match="cannot train task"):
         build_network(SPEC, {"name": "unet_small", "down_dims": [8]})
+
+
+def test_sampled_images_of_a_ddpm_model_are_guided():
+    from shortcut_policy.evaluation.image_samples import sample_images
+
+    net = ImageGenerator(SPEC, TINY)
+    torch.nn.init.normal_(net.dit.final.linear.weight)
+    for block in net.dit.blocks:
+        torch.nn.init.normal_(block.adaln[-1].weight, std=0.1)
+    labels = torch.tensor([1, 2])
+    plain = sample_images(net, DDPM(), labels, steps=4, guidance_scale=1.0)
+    guided = sample_images(net, DDPM(), labels, steps=4, guidance_scale=3.0)
+    assert not torch.allclose(plain, guided)  # d = 1/100 was above 1/128: never guided
