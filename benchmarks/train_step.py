@@ -1,51 +1,67 @@
-"""Time per training step of each objective on the same network and batch.
+"""Time per training step of each objective: the trainer's own ``train_step`` on a real task.
 
     python benchmarks/train_step.py --model unet_small --batch 256 --threads 2
     python benchmarks/train_step.py --precision fp32 bf16   # bf16 autocast against fp32
 
-The shortcut objective adds two no-grad forward passes on ``B // K`` rows; the target is
-shortcut <= 1.3x flow matching. Prints a Markdown table and writes JSON (``--out``).
+Each objective gets a run built exactly as ``python -m shortcut_policy.train`` builds it (task
+data, observation encoder, EMA, optimizer, loss module) and the timed call is
+``shortcut_policy.train.train_step`` on one fixed batch: encoder, loss, backward, clipping,
+optimizer and EMA updates. The shortcut objective adds no-grad forward passes on its
+consistency rows; the target is shortcut <= 1.3x flow matching. Prints a Markdown table and
+writes JSON (``--out``).
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import statistics
+import tempfile
 import time
 
 import torch
-from omegaconf import OmegaConf
+from hydra import compose, initialize_config_dir
+from torch.utils.data import DataLoader
 
-from shortcut_policy.models.unet1d import ConditionalUnet1D
-from shortcut_policy.objectives import build_objective
+from shortcut_policy.tasks import CONFIG_DIR
+from shortcut_policy.train import build_run, to_device, train_step
 
 
-def step_timer(objective, net, ema, batch, horizon, cond_dim, precision="fp32"):
-    """A function that runs one full training step and returns its duration in seconds."""
-    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
-    x1 = torch.rand(batch, horizon, 2) * 2 - 1
-    cond = torch.randn(batch, cond_dim)
+def step_timer(task: str, model: str, objective: str, batch: int, precision: str, threads: int):
+    """A function that runs one real training step and returns its duration in seconds."""
+    run_dir = tempfile.mkdtemp(prefix="train_step_")
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        cfg = compose(
+            config_name="train",
+            overrides=[
+                f"task={task}",
+                f"model={model}",
+                f"objective={objective}",
+                f"train.batch_size={batch}",
+                f"train.precision={precision}",
+                f"threads={threads}",
+                "device=cpu",
+                f"run_dir={run_dir}",
+                "logging.mode=disabled",
+            ],
+        )
+    run = build_run(cfg)
+    loader = DataLoader(run.data.train, batch_size=batch, shuffle=True)
+    fixed = to_device(next(iter(loader)), run.device)
 
     def one_step() -> float:
         start = time.perf_counter()
-        with torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
-            loss, _ = objective.loss(net, x1, cond, ema, cond)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train_step(run, fixed)
         return time.perf_counter() - start
 
-    return one_step
+    return one_step, sum(p.numel() for p in run.model.parameters())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="unet_small")
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--horizon", type=int, default=16)
-    parser.add_argument("--cond-dim", type=int, default=10, help="Push-T state x 2 obs steps")
+    parser.add_argument("--task", default="push_t")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
@@ -59,19 +75,12 @@ def main() -> None:
     )
     parser.add_argument("--out", default="docs/results/train_step.json")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    model_cfg = OmegaConf.to_container(OmegaConf.load(f"configs/model/{args.model}.yaml"))
-    model_cfg.pop("name")
-    net = ConditionalUnet1D(2, args.cond_dim, **model_cfg)
-    ema = copy.deepcopy(net).requires_grad_(False)
     timers = {}
     for precision in args.precision:
         for objective in args.objectives:
-            cfg = OmegaConf.to_container(OmegaConf.load(f"configs/objective/{objective}.yaml"))
             name = objective if precision == "fp32" else f"{objective} {precision}"
-            timers[name] = step_timer(
-                build_objective(cfg), net, ema, args.batch, args.horizon, args.cond_dim, precision
+            timers[name], n_params = step_timer(
+                args.task, args.model, objective, args.batch, precision, args.threads
             )
     times = {name: [] for name in timers}
     # Round-robin, so drift in machine load hits every objective alike.
@@ -87,7 +96,7 @@ def main() -> None:
     base = rows[next(iter(rows))]["median_s"]  # flow matching at the first precision
     print(
         f"| objective | median s/step | x flow | ({args.model}, batch {args.batch}, "
-        f"{args.threads} threads, {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M params) |"
+        f"{args.threads} threads, {n_params / 1e6:.2f} M params, task {args.task}) |"
     )
     print("|---|---|---|---|")
     for name, row in rows.items():
