@@ -56,13 +56,15 @@ def control_loop(policy, env, seed: int, hz: float, max_ticks: int) -> dict:
 
 def slowed(policy, delay_ms: float):
     """``policy`` whose every chunk takes ``delay_ms`` longer (a slow GPU box, a busy link)."""
-    predict = policy.predict_action_chunk
+    # The call every chunk goes through: checked observations in-process, the request remotely.
+    name = "predict_checked" if isinstance(policy, ShortcutPolicy) else "predict_action_chunk"
+    predict = getattr(policy, name)
 
     def slow_predict(*args, **kwargs):
         time.sleep(delay_ms / 1000.0)
         return predict(*args, **kwargs)
 
-    policy.predict_action_chunk = slow_predict
+    setattr(policy, name, slow_predict)
     return policy
 
 

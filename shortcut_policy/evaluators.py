@@ -11,7 +11,6 @@ import numpy as np
 import torch
 
 from shortcut_policy.data.bimodal import mode_fractions
-from shortcut_policy.inference import sample_action_chunk
 from shortcut_policy.tasks import import_callable
 
 EVALUATORS = {
@@ -70,7 +69,7 @@ def evaluate_bimodal(
     generator = torch.Generator(device=device).manual_seed(0)
     metrics = {}
     for steps in steps_list:
-        actions = sample_action_chunk(network, objective, obs, steps, generator)
+        actions = network.act(obs, objective, steps, generator=generator)
         for name, value in mode_fractions(start, actions.cpu().numpy()).items():
             metrics[f"{name}@{steps}"] = value
     return metrics

@@ -68,7 +68,6 @@ from shortcut_policy.deploy.auto_budget import (
 )
 from shortcut_policy.deploy.cuda_graph import GraphedChunks
 from shortcut_policy.evaluation.latency import timed_ms
-from shortcut_policy.inference import sample_action_chunk
 from shortcut_policy.objectives.sampling import BudgetError
 from shortcut_policy.obs_check import ObservationCheck, finite_actions
 from shortcut_policy.pretrained import load_policy_network
@@ -274,10 +273,23 @@ class ShortcutPolicy:
         normal, fixes the starting sample (to compare with an exported graph fed the same noise).
         Raises ``ValueError`` rather than return a NaN or infinite action.
         """
+        return self.predict_checked(self.validate(obs, batched=True), steps, noise)
+
+    @torch.inference_mode()
+    def predict_checked(
+        self,
+        checked: Mapping[str, np.ndarray],
+        steps: int | None = None,
+        noise: np.ndarray | torch.Tensor | None = None,
+    ) -> np.ndarray:
+        """:meth:`predict_action_chunk` for observations :meth:`validate` already returned
+        (``select_action`` and the batched rollouts check each observation once, on arrival)."""
         own_budget = steps is None
         steps = self.objective.budget(self.steps if own_budget else steps)
         start = time.perf_counter()
-        tensors = self.network_inputs(obs)
+        tensors = {
+            key: torch.as_tensor(value, device=self.device) for key, value in checked.items()
+        }
         batch = next(iter(tensors.values())).shape[0]
         if noise is not None:
             noise = self.checked_noise(noise, batch)
@@ -287,9 +299,7 @@ class ShortcutPolicy:
                 noise = torch.randn(shape, generator=self.generator, device=self.device)
             chunk = self.graphed(tensors, noise, steps)
         else:
-            chunk = sample_action_chunk(
-                self.network, self.objective, tensors, steps, self.generator, noise
-            )
+            chunk = self.network.act(tensors, self.objective, steps, noise, self.generator)
         chunk = finite_actions(chunk.cpu().numpy())  # .cpu() waits for the device
         if own_budget and self.drift is not None:
             self.steps = self.drift.observe((time.perf_counter() - start) * 1000.0)
@@ -297,7 +307,7 @@ class ShortcutPolicy:
 
     def predict_one(self, history: Mapping[str, np.ndarray]) -> np.ndarray:
         """One checked history ``{key: (n_obs_steps, *shape)}`` -> one chunk ``(horizon, Da)``."""
-        return self.predict_action_chunk({key: value[None] for key, value in history.items()})[0]
+        return self.predict_checked({key: value[None] for key, value in history.items()})[0]
 
     def checked_noise(self, noise: np.ndarray | torch.Tensor, batch: int) -> torch.Tensor:
         """``noise`` as a float32 device tensor ``(batch, horizon, Da)``, or a ValueError."""

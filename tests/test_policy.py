@@ -44,13 +44,13 @@ def test_save_and_load_give_identical_actions(run_dir, tmp_path):
 def test_a_new_chunk_only_when_the_queue_is_empty(run_dir):
     policy = ShortcutPolicy.from_pretrained(run_dir, device="cpu")
     calls = []
-    real = policy.predict_action_chunk
+    real = policy.predict_checked
 
     def counting(batch, steps=None):
         calls.append({k: v.copy() for k, v in batch.items()})
         return real(batch, steps)
 
-    policy.predict_action_chunk = counting
+    policy.predict_checked = counting
     policy.seed(0)
     actions = [policy.select_action(obs(0.01 * i)) for i in range(9)]
     assert len(calls) == 3  # steps 0, 4 and 8 (n_action_steps = 4)

@@ -7,7 +7,6 @@ from hydra.errors import MissingConfigException
 
 from shortcut_policy.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from shortcut_policy.data.replay_buffer import DatasetError
-from shortcut_policy.inference import sample_action_chunk
 from shortcut_policy.pretrained import load_policy_network
 from shortcut_policy.train import train
 from tests.conftest import make_config, quick_run
@@ -102,9 +101,9 @@ def test_checkpoint_reloads_to_identical_outputs(tmp_path):
     assert meta["step"] == 6 and meta["spec"]["task"] == "bimodal"
     obs = {"pos": torch.randn(4, 1, 2)}
     torch.manual_seed(1)
-    expected = sample_action_chunk(run.ema.eval(), run.objective, obs, 3)
+    expected = run.ema.eval().act(obs, run.objective, 3)
     torch.manual_seed(1)
-    got = sample_action_chunk(network, objective, obs, 3)
+    got = network.act(obs, objective, 3)
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
 
 

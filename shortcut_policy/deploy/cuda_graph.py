@@ -13,8 +13,6 @@ from collections.abc import Mapping
 
 import torch
 
-from shortcut_policy.inference import sample_action_chunk
-
 
 class GraphedChunks:
     """``(obs, noise, steps) -> chunk`` through CUDA graphs of ``network`` and ``objective``."""
@@ -49,9 +47,7 @@ class GraphedChunks:
         static_noise = noise.clone()
 
         def call() -> torch.Tensor:
-            return sample_action_chunk(
-                self.network, self.objective, static_obs, steps, noise=static_noise
-            )
+            return self.network.act(static_obs, self.objective, steps, static_noise)
 
         # Warm-up on a side stream, as capture requires (lazy allocations happen here).
         side = torch.cuda.Stream()

@@ -68,7 +68,7 @@ def require(module: str) -> Any:
 
 
 class ChunkGraph(torch.nn.Module):
-    """What :func:`shortcut_policy.inference.sample_action_chunk` does, with given noise and a
+    """What :meth:`PolicyNetwork.act` does, with given noise and a
     fixed budget: encode, ``objective.sample`` (``steps`` passes), unnormalize."""
 
     def __init__(self, policy: ShortcutPolicy, steps: int) -> None:
@@ -78,9 +78,7 @@ class ChunkGraph(torch.nn.Module):
     def forward(self, obs: dict[str, torch.Tensor], noise: torch.Tensor) -> torch.Tensor:
         """``obs {key: (B, n_obs_steps, *shape)}``, ``noise (B, horizon, Da)`` -> actions
         ``(B, horizon, Da)`` in data units."""
-        cond = self.network.encode(obs)
-        chunk = self.objective.sample(self.network, noise, cond, self.steps)
-        return self.network.normalizer.unnormalize("action", chunk)
+        return self.network.act(obs, self.objective, self.steps, noise)
 
 
 @dataclass

@@ -91,7 +91,7 @@ class Batcher:
         start = time.perf_counter()
         obs = {key: np.concatenate([r.obs[key] for r in requests]) for key in requests[0].obs}
         try:
-            chunks = np.split(self.policy.predict_action_chunk(obs, steps), _bounds(requests))
+            chunks = np.split(self.policy.predict_checked(obs, steps), _bounds(requests))
         except ValueError:  # one request's bad rows must not fail the others: retry alone
             chunks = [self._alone(r, steps) for r in requests]
         except Exception as err:  # a bug or a device fault: answer everyone, keep serving
@@ -105,7 +105,7 @@ class Batcher:
 
     def _alone(self, request: Request, steps: int | None) -> np.ndarray | Exception:
         try:
-            return self.policy.predict_action_chunk(request.obs, steps)
+            return self.policy.predict_checked(request.obs, steps)
         except ValueError as err:
             return err
 

@@ -128,7 +128,7 @@ def _plan(policy: ShortcutPolicy, slots: dict[int, _Slot], steps: int) -> list[i
 def _predict(policy: ShortcutPolicy, episodes: list[_Slot], steps: int) -> np.ndarray:
     histories = [episode.buffer.history() for episode in episodes]
     batch = {key: np.stack([h[key] for h in histories]) for key in histories[0]}
-    return policy.predict_action_chunk(batch, steps)
+    return policy.predict_checked(batch, steps)  # each observation was checked on arrival
 
 
 def _observe(policy: ShortcutPolicy, episode: _Slot, obs) -> bool:

@@ -66,6 +66,26 @@ class PolicyNetwork(nn.Module):
         """Training pair ``(x1, cond)``: normalized actions ``(B, H, Da)`` and conditioning."""
         return self.normalizer.normalize("action", batch["action"]), self.encode(batch["obs"])
 
+    def act(
+        self,
+        obs: Mapping[str, torch.Tensor],
+        objective: Any,
+        steps: int,
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Raw observations ``{key: (B, n_obs_steps, *shape)}`` -> actions ``(B, horizon, Da)``
+        in data units: encode, ``steps`` passes of ``objective.sample`` from ``noise`` (standard
+        normal in normalized units; drawn from ``generator`` when None), unnormalize. The one
+        observation-to-action path: the policy, rollouts, training evaluation, CUDA graphs and
+        the ONNX export all call it."""
+        cond = self.encode(obs)
+        if noise is None:
+            shape = self.sample_shape(cond.shape[0])
+            noise = torch.randn(shape, generator=generator, device=cond.device)
+        chunk = objective.sample(self, noise, cond, steps, generator)
+        return self.normalizer.unnormalize("action", chunk)
+
     def forward(
         self, x: torch.Tensor, t: torch.Tensor, d: torch.Tensor, cond: torch.Tensor
     ) -> torch.Tensor:
