@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from shortcut_policy.checkpoint import latest_checkpoint
-from shortcut_policy.evaluators import evaluate_bimodal
+from shortcut_policy.evaluation.evaluators import evaluate_bimodal
 from shortcut_policy.pretrained import load_policy_network
 
 BUDGETS = {

@@ -1,9 +1,9 @@
 """Benchmark the scripted Push-T expert over a fixed range of env seeds.
 
 Default seeds are 100000..100099 (100 episodes), disjoint from the seeds used to collect
-demonstrations. Success and score follow DESIGN section 4 (coverage > 0.95 at any step within 300
-steps; score = max of min(coverage / 0.95, 1)). Episodes stop 5 steps after success, as
-demonstrations do, which does not change success or score.
+demonstrations. Success and score follow envs/push_t/scoring.py (coverage > 0.95 at any
+step within 300 steps; score = max of min(coverage / 0.95, 1)). Episodes stop 5 steps after
+success, as demonstrations do, which does not change success or score.
 
 Usage:
     python benchmarks/expert_push_t.py --n 100 --start-seed 100000 --workers 1 \
@@ -24,8 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from envs.push_t.expert import EXPERT_VERSION  # noqa: E402
-from envs.push_t.rollout import run_expert_episode  # noqa: E402
-from envs.stats import mean_interval, wilson_interval  # noqa: E402
+from envs.push_t.expert_episode import run_expert_episode  # noqa: E402
+from shortcut_policy.evaluation.stats import mean_interval, wilson_interval  # noqa: E402
 
 
 def run_one(seed: int, max_steps: int) -> dict:

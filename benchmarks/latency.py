@@ -3,8 +3,9 @@
     python benchmarks/latency.py --checkpoint runs/push_t/shortcut-unet_small-seed0 \
         runs/push_t/flow-unet_small-seed0 runs/push_t/ddpm-unet_small-seed0 --threads 2
 
-Per DESIGN §4: median / p95 / p99 over ``--calls`` timed calls after warm-up, at batch 1, with
-the device and thread count stated. The bare forward pass is timed right before each budget so
+As for every latency figure (shortcut_policy/evaluation/latency.py): median / p95 / p99
+over ``--calls`` timed calls after warm-up, at batch 1, with the device and thread count
+stated. The bare forward pass is timed right before each budget so
 that both figures see the same machine state. Several ``--checkpoint`` arguments compare methods
 (shortcut, flow, DDPM/DDIM) on the same network.
 """

@@ -22,7 +22,7 @@ from envs.metaworld.env import MT10_TASKS, MetaWorldEnv
 from envs.metaworld.env import make_expert as metaworld_expert
 from envs.robosuite.demos import run_expert_episode as robosuite_episode
 from envs.robosuite.env import RobosuiteEnv
-from envs.stats import wilson_interval
+from shortcut_policy.evaluation.stats import wilson_interval
 
 STEP_LIMITS = {"lift": 200, "can": 400, "square": 400, "peg-insert-side": 300}
 

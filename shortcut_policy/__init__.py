@@ -11,12 +11,12 @@ __all__ = ["ShortcutPolicy", "PolicyClient"]
 def __getattr__(name: str):
     # The client needs the serve extra (websockets, msgpack); import it only when asked for.
     if name == "PolicyClient":
-        try:
-            from shortcut_policy.deploy.client import PolicyClient
-        except ImportError as err:
-            raise ImportError(
-                f"PolicyClient needs websockets and msgpack ({err}); pip install -e '.[serve]'"
-            ) from err
+        from shortcut_policy.extras import require
+
+        for module in ("websockets", "msgpack"):
+            require(module, "PolicyClient", "serve")
+        from shortcut_policy.deploy.client import PolicyClient
+
         return PolicyClient
     raise AttributeError(f"module 'shortcut_policy' has no attribute {name!r}")
 

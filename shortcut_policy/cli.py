@@ -15,10 +15,18 @@ from contextlib import contextmanager
 
 from shortcut_policy.checkpoint import CheckpointError
 from shortcut_policy.data.replay_buffer import DatasetError
+from shortcut_policy.extras import MissingExtra
 from shortcut_policy.objectives.sampling import BudgetError
 from shortcut_policy.training.settings import ConfigError
 
-USER_ERRORS = (ConfigError, CheckpointError, DatasetError, BudgetError, FileExistsError)
+USER_ERRORS = (
+    ConfigError,
+    CheckpointError,
+    DatasetError,
+    BudgetError,
+    FileExistsError,
+    MissingExtra,
+)
 
 
 @contextmanager

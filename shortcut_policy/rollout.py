@@ -23,9 +23,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from envs.vector import EnvPool
-from envs.video import record_video
 from shortcut_policy.cli import user_errors
+from shortcut_policy.evaluation.env_pool import EnvPool
 from shortcut_policy.evaluation.episodes import EpisodeResult, run_episodes
 from shortcut_policy.evaluation.latency import chunk_latency, chunk_throughput, forward_latency
 from shortcut_policy.evaluation.report import (
@@ -34,6 +33,7 @@ from shortcut_policy.evaluation.report import (
     summarize_episodes,
     write_json,
 )
+from shortcut_policy.evaluation.video import record_video
 from shortcut_policy.policy import ShortcutPolicy
 from shortcut_policy.tasks import CONFIG_DIR, env_factory, newest_checkpoint_for_task
 from shortcut_policy.training import distributed

@@ -14,6 +14,7 @@ import torch
 from omegaconf import DictConfig
 
 from shortcut_policy.cli import user_errors
+from shortcut_policy.extras import require
 from shortcut_policy.policy import ShortcutPolicy
 from shortcut_policy.tasks import CONFIG_DIR, newest_checkpoint_for_task
 from shortcut_policy.training.settings import ConfigError
@@ -33,12 +34,10 @@ def load_served_policy(cfg: DictConfig) -> ShortcutPolicy:
 
 
 def serve(cfg: DictConfig) -> None:
-    try:
-        from shortcut_policy.deploy.server import PolicyServer
-    except ImportError as err:
-        raise ConfigError(
-            f"serving needs websockets and msgpack ({err}); pip install -e '.[serve]'"
-        ) from None
+    for module in ("websockets", "msgpack"):
+        require(module, "the policy server", "serve")
+    from shortcut_policy.deploy.server import PolicyServer
+
     if not 0 < cfg.max_message_mb <= 1024:
         raise ConfigError(f"max_message_mb must be in (0, 1024], got {cfg.max_message_mb}")
     server = PolicyServer(

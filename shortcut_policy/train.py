@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from shortcut_policy.cli import user_errors
-from shortcut_policy.evaluators import get_evaluator
+from shortcut_policy.evaluation.evaluators import get_evaluator
 from shortcut_policy.models import build_network
 from shortcut_policy.objectives import build_objective
 from shortcut_policy.tasks import CONFIG_DIR, TaskData, check_env_observations, load_task_data

@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 from envs.push_t.demos import make_push_t_store
 from shortcut_policy import ShortcutPolicy
 from shortcut_policy.data.replay_buffer import DatasetError
-from shortcut_policy.evaluators import evaluate_rollouts
+from shortcut_policy.evaluation.evaluators import evaluate_rollouts
 from shortcut_policy.models import build_network
 from shortcut_policy.objectives import build_objective
 from shortcut_policy.tasks import load_task_data

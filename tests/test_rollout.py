@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from envs.push_t.policy_env import make_policy_env
-from envs.vector import EnvPool
 from shortcut_policy import ShortcutPolicy
+from shortcut_policy.evaluation.env_pool import EnvPool
 from shortcut_policy.evaluation.episodes import run_episodes
 from shortcut_policy.rollout import rollout
 from shortcut_policy.train import train

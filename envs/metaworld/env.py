@@ -14,13 +14,12 @@ gripper effort. The episode ends on success (``terminated``) or after ``max_step
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-INSTALL_HINT = 'pip install -e ".[manipulation]"'
+from shortcut_policy.extras import require
 
 # MetaWorld's MT10 set. In the grouping 3D Diffusion Policy reports by, the first seven are
 # "easy", peg-insert-side "medium", push and pick-place "hard".
@@ -38,20 +37,9 @@ MT10_TASKS = (
 )
 
 
-def require(module: str, what: str) -> Any:
-    """Import ``module`` or fail with the command that installs the simulator extra."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as err:
-        raise ImportError(
-            f"{what} needs the {module!r} package, which is not installed: {err}. "
-            f"Install the manipulation extra: {INSTALL_HINT}"
-        ) from err
-
-
 def known_tasks() -> list[str]:
     """All MetaWorld v3 task names without the ``-v3`` suffix (``push``, ``pick-place`` ...)."""
-    env_dict = require("metaworld.env_dict", "MetaWorld")
+    env_dict = require("metaworld.env_dict", "MetaWorld", "manipulation")
     return sorted(name.removesuffix("-v3") for name in env_dict.ALL_V3_ENVIRONMENTS)
 
 
@@ -73,7 +61,7 @@ class MetaWorldEnv(gym.Env):
         self, task: str, max_steps: int = 200, render_size: int = 128, camera: str = "corner"
     ) -> None:
         self.task = check_task(task)
-        env_dict = require("metaworld.env_dict", "MetaWorld")
+        env_dict = require("metaworld.env_dict", "MetaWorld", "manipulation")
         cls = env_dict.ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE[f"{self.task}-goal-observable"]
         self._env = cls(seed=0, render_mode="rgb_array")
         self._env.camera_name = camera
@@ -125,7 +113,7 @@ class MetaWorldEnv(gym.Env):
 
 def make_expert(task: str) -> Any:
     """MetaWorld's scripted policy for ``task``; ``expert.get_action(raw_obs) -> (4,)``."""
-    policies = require("metaworld.policies", "MetaWorld's scripted experts")
+    policies = require("metaworld.policies", "MetaWorld's scripted experts", "manipulation")
     name = check_task(task).removesuffix("-v3")
     camel = "".join(part.capitalize() for part in name.split("-"))
     candidates = (f"Sawyer{camel}V3Policy", f"Sawyer{camel.replace('Insert', 'Insertion')}V3Policy")

@@ -2,9 +2,9 @@
 
 from envs.push_t.env import OBS_MODES, PushTEnv
 from envs.push_t.expert import EXPERT_VERSION, PushTExpert
-from envs.push_t.rollout import run_expert_episode
+from envs.push_t.expert_episode import run_expert_episode
 from envs.push_t.scoring import SUCCESS_THRESHOLD, episode_score, episode_success
-from envs.video import record_video
+from shortcut_policy.evaluation.video import record_video
 
 __all__ = [
     "EXPERT_VERSION",

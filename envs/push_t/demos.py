@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from envs.push_t.expert import EXPERT_VERSION
-from envs.push_t.rollout import run_expert_episode
+from envs.push_t.expert_episode import run_expert_episode
 from shortcut_policy.data.replay_buffer import DatasetError, ReplayBuffer
 
 STORE_KEYS = ("state", "keypoint", "action")

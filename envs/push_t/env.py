@@ -1,4 +1,6 @@
-"""``PushTEnv``: gym-pusht with our observation modes and the scoring of DESIGN section 4.
+"""``PushTEnv``: gym-pusht with our observation modes and our scoring (``scoring.py``: success
+is coverage above 0.95 at any step within 300 steps; the score is the best ``min(coverage / 0.95,
+1)`` of the episode).
 
 Observation modes (all coordinates in pixels of the 512 x 512 workspace, y pointing down):
 
@@ -59,7 +61,7 @@ class PushTEnv(gym.Env):
 
     Args:
         obs_mode: observation mode (see the module docstring).
-        max_steps: steps after which ``truncated`` is True (300 in DESIGN section 4).
+        max_steps: steps after which ``truncated`` is True (300 for every Push-T figure).
         render_size: side in pixels of the frames returned by ``render`` (a multiple of 16 suits
             video encoders).
         image_size: side of the ``pixels`` observation image.

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from envs.push_t.rollout import run_expert_episode
-from envs.video import record_video
+from envs.push_t.expert_episode import run_expert_episode
+from shortcut_policy.evaluation.video import record_video
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Push-T success and score, as defined in DESIGN section 4.
+"""Push-T success and score, the measure every Push-T figure in this repository uses.
 
 An episode succeeds when the block covers more than 95% of the goal area at any step within the
 step limit. Its score is the maximum over the episode of ``min(coverage / 0.95, 1)``.

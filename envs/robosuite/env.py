@@ -26,7 +26,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from envs.metaworld.env import require
+from shortcut_policy.extras import require
 
 # our task name -> robosuite environment name
 TASKS = {"lift": "Lift", "can": "PickPlaceCan", "square": "NutAssemblySquare"}
@@ -51,7 +51,7 @@ def check_task(name: str) -> str:
 
 def env_kwargs(task: str) -> dict[str, Any]:
     """``robosuite.make`` arguments (no cameras, sparse reward, OSC_POSE via the BASIC config)."""
-    controllers = require("robosuite.controllers", "robosuite")
+    controllers = require("robosuite.controllers", "robosuite", "manipulation")
     return {
         "env_name": check_task(task),
         "robots": "Panda",
@@ -69,14 +69,14 @@ def env_kwargs(task: str) -> dict[str, Any]:
 
 def make_robosuite(task: str, **overrides: Any):
     """The raw robosuite environment, with robosuite's start-up chatter silenced."""
-    suite = require("robosuite", "robosuite")
+    suite = require("robosuite", "robosuite", "manipulation")
     logging.getLogger("robosuite_logs").setLevel(logging.ERROR)
     return suite.make(**{**env_kwargs(task), **overrides})
 
 
 def env_args_json(task: str) -> str:
     """robomimic's ``env_args`` attribute: env name, robosuite version, type 1, kwargs."""
-    suite = require("robosuite", "robosuite")
+    suite = require("robosuite", "robosuite", "manipulation")
     kwargs = {k: v for k, v in env_kwargs(task).items() if k != "env_name"}
     return json.dumps(
         {

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from shortcut_policy.data.replay_buffer import DatasetError, ReplayBuffer
-from shortcut_policy.data.sampler import read_window, sequence_indices
+from shortcut_policy.data.windows import read_window, sequence_indices
 
 
 def split_episodes(

@@ -28,21 +28,14 @@ from typing import Any
 import numpy as np
 
 from shortcut_policy.data.replay_buffer import DatasetError, ReplayBuffer
+from shortcut_policy.extras import require
 
 # robomimic's low-dim "ph" observation keys that a state policy uses for lift / can / square.
 ROBOMIMIC_LOW_DIM_KEYS = ("object", "robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")
-INSTALL_HINT = 'pip install -e ".[manipulation]"'
 
 
 def _h5py():
-    try:
-        import h5py
-    except ImportError as err:
-        raise ImportError(
-            f"reading and writing robomimic HDF5 files needs h5py ({err}); install the "
-            f"manipulation extra: {INSTALL_HINT}"
-        ) from err
-    return h5py
+    return require("h5py", "reading and writing robomimic HDF5 files", "robomimic")
 
 
 def write_robomimic_hdf5(

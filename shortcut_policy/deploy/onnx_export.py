@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from shortcut_policy import extras
 from shortcut_policy.atomic import staged
 from shortcut_policy.data.obs_space import RGB
 from shortcut_policy.objectives.sampling import BudgetError
@@ -41,7 +42,6 @@ from shortcut_policy.policy import ShortcutPolicy
 from shortcut_policy.training.settings import ConfigError
 
 METADATA_KEY = "shortcut_policy"
-INSTALL_HINT = 'pip install -e ".[export]"'
 # Parity bound, in normalized action units ([-1, 1]). In data units fp32 rounding alone is
 # larger where actions are large: Push-T's pixel actions (up to ~500) differ by ~3e-4 between
 # torch's own batch-1 and batch-3 calls.
@@ -58,13 +58,8 @@ class ExportError(ConfigError):
 
 
 def require(module: str) -> Any:
-    """Import ``module`` (onnx, onnxruntime, onnxscript) or raise an :class:`ExportError`."""
-    try:
-        return __import__(module)
-    except ImportError as err:
-        raise ExportError(
-            f"{module} is not installed; ONNX export needs the export extra: {INSTALL_HINT}"
-        ) from err
+    """Import ``module`` (onnx, onnxruntime, onnxscript) or name the export extra."""
+    return extras.require(module, "ONNX export", "export")
 
 
 class ChunkGraph(torch.nn.Module):

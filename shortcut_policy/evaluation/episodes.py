@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from envs.vector import EnvFault, EnvPool
 from shortcut_policy.chunk_buffer import ChunkBuffer
+from shortcut_policy.evaluation.env_pool import EnvFault, EnvPool
 from shortcut_policy.policy import ShortcutPolicy
 
 

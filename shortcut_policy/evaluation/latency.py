@@ -1,4 +1,8 @@
-"""Latency of one chunk at batch 1, and of one bare network forward pass, per DESIGN §4.
+"""Latency of one chunk at batch 1, and of one bare network forward pass.
+
+The rule for every latency figure here: the call that generates a chunk, at batch 1, after
+warm-up, median and p95 (and p99) over at least 200 calls, with the device and thread count
+stated, and also as a multiple of one bare forward pass.
 
 Median, p95 and p99 over ``n_calls`` timed calls after ``warmup`` untimed ones; on CUDA the
 device is synchronised around every call so the time covers the whole computation.

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from envs.stats import mean_interval, wilson_interval
 from shortcut_policy.atomic import write_text
 from shortcut_policy.evaluation.episodes import EpisodeResult
+from shortcut_policy.evaluation.stats import mean_interval, wilson_interval
 
 
 def summarize_episodes(results: Sequence[EpisodeResult]) -> dict[str, Any]:

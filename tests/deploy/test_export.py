@@ -15,7 +15,6 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from shortcut_policy import ShortcutPolicy  # noqa: E402
 from shortcut_policy.deploy.onnx_export import (  # noqa: E402
     METADATA_KEY,
-    ExportError,
     OnnxPolicy,
     data_range,
     describe,
@@ -23,6 +22,7 @@ from shortcut_policy.deploy.onnx_export import (  # noqa: E402
     export_policy,
 )
 from shortcut_policy.export import export  # noqa: E402
+from shortcut_policy.extras import MissingExtra  # noqa: E402
 from shortcut_policy.objectives import build_objective  # noqa: E402
 from shortcut_policy.objectives.sampling import BudgetError  # noqa: E402
 from shortcut_policy.train import train  # noqa: E402
@@ -162,5 +162,5 @@ def test_metadata_round_trips(policy, exported):
 
 def test_missing_packages_name_the_extra(policy, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
-    with pytest.raises(ExportError, match=r'pip install -e "\.\[export\]"'):
+    with pytest.raises(MissingExtra, match=r'pip install -e "\.\[export\]"'):
         export_policy(policy, tmp_path / "p.onnx", 1)

@@ -9,10 +9,10 @@ from envs.push_t import geometry as geo
 from envs.push_t import paths, sim
 from envs.push_t.env import OBS_MODES, PushTEnv
 from envs.push_t.expert import EXPERT_VERSION, PushTExpert
-from envs.push_t.rollout import run_expert_episode
+from envs.push_t.expert_episode import run_expert_episode
 from envs.push_t.scoring import episode_score, episode_success
-from envs.stats import mean_interval, wilson_interval
-from envs.video import record_video
+from shortcut_policy.evaluation.stats import mean_interval, wilson_interval
+from shortcut_policy.evaluation.video import record_video
 
 GOAL_STATE = np.array([60.0, 60.0, *geo.GOAL_POSE])  # pusher parked in a corner
 # Seeds on which the expert succeeds within ~130 steps (checked with EXPERT_VERSION below).

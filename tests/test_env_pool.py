@@ -11,7 +11,7 @@ import gymnasium
 import numpy as np
 import pytest
 
-from envs.vector import EnvFault, EnvPool
+from shortcut_policy.evaluation.env_pool import EnvFault, EnvPool
 
 STEP_TIMEOUT_S = 1.0
 CRASH_SEED, HANG_SEED, EXIT_SEED = 7, 8, 9  # episodes seeded with these fail at FAULT_STEP

@@ -3,7 +3,7 @@ import pytest
 
 from shortcut_policy.data.dataset import SequenceDataset, split_episodes
 from shortcut_policy.data.replay_buffer import DatasetError, ReplayBuffer
-from shortcut_policy.data.sampler import read_window, sequence_indices
+from shortcut_policy.data.windows import read_window, sequence_indices
 
 
 def test_indices_cover_each_episode_with_padding_and_never_cross_borders():

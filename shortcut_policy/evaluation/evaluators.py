@@ -14,9 +14,9 @@ from shortcut_policy.data.bimodal import mode_fractions
 from shortcut_policy.tasks import import_callable
 
 EVALUATORS = {
-    "bimodal": "shortcut_policy.evaluators:evaluate_bimodal",
-    "push_t": "shortcut_policy.evaluators:evaluate_rollouts",
-    "rollouts": "shortcut_policy.evaluators:evaluate_rollouts",  # any task with task.env
+    "bimodal": "shortcut_policy.evaluation.evaluators:evaluate_bimodal",
+    "push_t": "shortcut_policy.evaluation.evaluators:evaluate_rollouts",
+    "rollouts": "shortcut_policy.evaluation.evaluators:evaluate_rollouts",  # any task with task.env
     "images": "shortcut_policy.evaluation.image_samples:evaluate_image_model",
 }
 
@@ -35,7 +35,7 @@ def evaluate_rollouts(
     network, objective, data, steps_list, out_dir=None, n_episodes: int = 10, workers: int = 2
 ) -> dict:
     """Success rate and mean score of short simulator rollouts, per step budget."""
-    from envs.vector import EnvPool
+    from shortcut_policy.evaluation.env_pool import EnvPool
     from shortcut_policy.evaluation.episodes import run_episodes
     from shortcut_policy.policy import ShortcutPolicy
     from shortcut_policy.tasks import env_factory
