@@ -2,9 +2,9 @@
 
 The store has ``data/state`` ``(N, 39)`` float32, ``data/action`` ``(N, 4)`` float32 and
 ``meta/episode_ends``, plus ``meta/episode_seeds`` and a ``summary.json``. An episode ends on
-the first success step (that step is kept) or at ``max_steps``. MetaWorld simulates ~1,000
-steps a second, so a 50-episode store takes seconds and is simply rewritten when interrupted
-(``ReplayBuffer.save`` is atomic: a store that exists is complete).
+the first success step (that step is kept) or at ``max_steps``. Episodes are collected by
+``shortcut_policy.data.collection`` (staged per seed, resumable; the store is written
+atomically once every seed is done).
 """
 
 from __future__ import annotations
@@ -17,7 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from envs.metaworld.env import MetaWorldEnv, check_task, make_expert
-from shortcut_policy.data.replay_buffer import DatasetError, ReplayBuffer
+from shortcut_policy.data.collection import (
+    arrays,
+    collect_episodes,
+    collection_summary,
+    kept_episodes,
+    remove_staging,
+)
+from shortcut_policy.data.replay_buffer import ReplayBuffer
 
 
 def run_expert_episode(
@@ -66,33 +73,24 @@ def make_metaworld_store(
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be at least 1, got {n_episodes}")
     name = check_task(task)
+    path = Path(path)
+    staging = path.with_name(path.name + ".partial")
     env, expert = MetaWorldEnv(name, max_steps=max_steps), make_expert(name)
-    episodes, seeds, failed = [], [], []
     try:
-        for seed in range(start_seed, start_seed + n_episodes):
-            episode = run_expert_episode(env, expert, seed, action_noise)
-            if episode["success"] or keep_failed:
-                episodes.append({"state": episode["state"], "action": episode["action"]})
-                seeds.append(seed)
-            if not episode["success"]:
-                failed.append(seed)
+        collected = collect_episodes(
+            lambda seed: run_expert_episode(env, expert, seed, action_noise),
+            range(start_seed, start_seed + n_episodes),
+            staging,
+            desc=f"collect {name}",
+        )
     finally:
         env.close()
-    if not episodes:
-        raise DatasetError(
-            f"the {name} expert succeeded in none of {n_episodes} episodes; nothing to store "
-            "(raise max_steps, or pass keep_failed=true)"
-        )
-    summary = {
-        "task": name,
-        "attempted": n_episodes,
-        "kept": len(episodes),
-        "success_rate": 1.0 - len(failed) / n_episodes,
-        "failed_seeds": failed,
-        "max_steps": max_steps,
-        "action_noise": action_noise,
-    }
-    buffer = ReplayBuffer.from_episodes(episodes)
-    meta = {"episode_seeds": np.array(seeds, dtype=np.int64)}
-    buffer.save(Path(path), meta=meta, files={"summary.json": json.dumps(summary, indent=2)})
+    kept = kept_episodes(collected, keep_failed, name)
+    summary = collection_summary(
+        name, collected, keep_failed, max_steps=max_steps, action_noise=action_noise
+    )
+    buffer = ReplayBuffer.from_episodes([arrays(ep) for _, ep in kept])
+    meta = {"episode_seeds": np.array([seed for seed, _ in kept], dtype=np.int64)}
+    buffer.save(path, meta=meta, files={"summary.json": json.dumps(summary, indent=2)})
+    remove_staging(staging)
     return buffer

@@ -4,8 +4,10 @@
 ``start_seed ..``, writes every kept episode to ``<store>.hdf5`` (robomimic's layout, see
 ``shortcut_policy/data/robomimic_hdf5.py``: obs and next_obs with robomimic's key names, actions,
 MuJoCo states, sparse rewards, dones, ``env_args``), and converts that file to the zarr store
-with the requested observation keys. Writes are atomic, so an interrupted run leaves no file
-that looks complete; the HDF5 file, once written, is reused by later conversions.
+with the requested observation keys. Episodes are staged per seed
+(``shortcut_policy.data.collection``), so an interrupted run resumes, and writes are atomic,
+so it leaves no file that looks complete; the HDF5 file, once written, is reused by later
+conversions.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ import numpy as np
 
 from envs.robosuite.env import RobosuiteEnv, check_task, env_args_json
 from envs.robosuite.expert import make_expert
-from shortcut_policy.data.replay_buffer import DatasetError, ReplayBuffer
+from shortcut_policy.data.collection import (
+    arrays,
+    collect_episodes,
+    collection_summary,
+    kept_episodes,
+    remove_staging,
+)
+from shortcut_policy.data.replay_buffer import ReplayBuffer
 from shortcut_policy.data.robomimic_hdf5 import (
     ROBOMIMIC_LOW_DIM_KEYS,
     robomimic_to_zarr,
@@ -72,41 +81,32 @@ def collect_robosuite_hdf5(
 ) -> dict[str, Any]:
     """Run the expert and write the successful episodes to ``hdf5_path``; returns a summary.
 
-    ``env`` reuses an open environment of ``task`` (its own step limit then applies).
+    Episodes are staged per seed in ``<hdf5_path>.partial/`` (a rerun resumes); ``env`` reuses
+    an open environment of ``task`` (its own step limit then applies).
     """
     check_task(task)
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be at least 1, got {n_episodes}")
+    hdf5_path = Path(hdf5_path)
+    staging = hdf5_path.with_name(hdf5_path.name + ".partial")
     owned = env is None
     env = env if env is not None else RobosuiteEnv(task, max_steps=max_steps)
-    kept, seeds, failed = [], [], []
     try:
-        for seed in range(start_seed, start_seed + n_episodes):
-            episode = run_expert_episode(env, task, seed)
-            if episode.pop("success"):
-                kept.append(episode)
-                seeds.append(seed)
-            else:
-                failed.append(seed)
-            status = "ok" if seed in seeds else "failed"
-            print(f"[demos] {task} seed {seed}: {status}", flush=True)
+        collected = collect_episodes(
+            lambda seed: run_expert_episode(env, task, seed),
+            range(start_seed, start_seed + n_episodes),
+            staging,
+            desc=f"collect {task}",
+        )
     finally:
         if owned:
             env.close()
-    if not kept:
-        raise DatasetError(f"the {task} expert succeeded in none of {n_episodes} episodes")
+    kept = [arrays(ep) for _, ep in kept_episodes(collected, False, task)]
     n_val = max(1, len(kept) // 10) if len(kept) > 1 else 0
     masks = {"train": range(len(kept) - n_val), "valid": range(len(kept) - n_val, len(kept))}
     write_robomimic_hdf5(hdf5_path, kept, env_args_json(task), masks=masks)
-    return {
-        "task": task,
-        "attempted": n_episodes,
-        "kept": len(kept),
-        "success_rate": len(kept) / n_episodes,
-        "seeds": seeds,
-        "failed_seeds": failed,
-        "max_steps": max_steps,
-    }
+    remove_staging(staging)
+    return collection_summary(task, collected, False, max_steps=max_steps)
 
 
 def make_robosuite_store(
