@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 import numpy as np
 
@@ -40,3 +41,17 @@ class ChunkBuffer:
 
     def pop(self) -> np.ndarray:
         return self.actions.popleft()
+
+    def next_action(
+        self,
+        obs: dict[str, np.ndarray],
+        predict: Callable[[dict[str, np.ndarray]], np.ndarray],
+    ) -> np.ndarray:
+        """This tick's action: with an empty queue, a new chunk ``predict(history)`` from the
+        history including ``obs`` first. ``obs`` is stored only once that chunk exists, so an
+        observation whose chunk is refused leaves the history as it was."""
+        chunk = predict(self.history(newest=obs)) if self.needs_chunk else None
+        self.add_observation(obs)
+        if chunk is not None:
+            self.enqueue(chunk)
+        return self.pop()

@@ -252,13 +252,7 @@ class ShortcutPolicy:
         checked = self.validate(obs, batched=False)
         if self.chunks is not None:
             return self.chunks.select_action(checked)
-        chunk = None
-        if self.buffer.needs_chunk:
-            chunk = self.predict_one(self.buffer.history(newest=checked))
-        self.buffer.add_observation(checked)
-        if chunk is not None:
-            self.buffer.enqueue(chunk)
-        return self.buffer.pop()
+        return self.buffer.next_action(checked, self.predict_one)
 
     @torch.inference_mode()
     def predict_action_chunk(

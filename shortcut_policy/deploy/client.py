@@ -87,13 +87,7 @@ class PolicyClient:
         checked = self.check(obs, batched=False)
         if self.chunks is not None:
             return self.chunks.select_action(checked)
-        chunk = None
-        if self.buffer.needs_chunk:
-            chunk = self.predict_one(self.buffer.history(newest=checked))
-        self.buffer.add_observation(checked)
-        if chunk is not None:
-            self.buffer.enqueue(chunk)
-        return self.buffer.pop()
+        return self.buffer.next_action(checked, self.predict_one)
 
     def predict_action_chunk(
         self, obs: Mapping[str, np.ndarray], steps: int | None = None
