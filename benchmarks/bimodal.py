@@ -44,7 +44,14 @@ AS_USER = [
 ]
 
 
-def train(objective: str, steps: int, root: Path, as_user: bool = False, threads: int = 0) -> Path:
+def train(
+    objective: str,
+    steps: int,
+    root: Path,
+    as_user: bool = False,
+    threads: int = 0,
+    overrides: tuple[str, ...] = (),
+) -> Path:
     run_dir = root / objective
     done = latest_checkpoint(run_dir / "checkpoints")
     task = AS_USER if as_user else ["task=bimodal"]
@@ -53,7 +60,7 @@ def train(objective: str, steps: int, root: Path, as_user: bool = False, threads
             [sys.executable, "-m", "shortcut_policy.train", *task, "model=unet_tiny"]
             + [f"objective={objective}", f"train.steps={steps}", f"run_dir={run_dir}"]
             + [f"resume={done is not None}", "eval_every=0", "logging.mode=disabled"]
-            + [f"threads={threads}", "logging.progress=false"],
+            + [f"threads={threads}", "logging.progress=false", *overrides],
             check=True,
         )
     return latest_checkpoint(run_dir / "checkpoints")
@@ -67,12 +74,20 @@ def main() -> None:
     parser.add_argument("--objectives", nargs="+", default=list(BUDGETS), choices=list(BUDGETS))
     parser.add_argument("--as-user", action="store_true", help="task=zarr with library defaults")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    parser.add_argument("--overrides", nargs="*", default=[], help="more config, e.g. model.x=y")
     args = parser.parse_args()
     results = {}
     for objective in args.objectives:
         budgets = BUDGETS[objective]
         network, obj, _ = load_policy_network(
-            train(objective, args.steps, Path(args.root), args.as_user, args.threads)
+            train(
+                objective,
+                args.steps,
+                Path(args.root),
+                args.as_user,
+                args.threads,
+                tuple(args.overrides),
+            )
         )
         results[objective] = evaluate_bimodal(network, obj, None, budgets)
     print("| objective | steps | near a mode | in the gap |")

@@ -46,6 +46,7 @@ MODEL_KEYS = {
     "depth": "size",
     "num_heads": "size",
     "mlp_ratio": "number",
+    "step_embedding": "str",
     "class_dropout": "number",
 }
 VISION_KEYS = {

@@ -83,6 +83,7 @@ class DiT(nn.Module):
         num_classes: labels ``0 .. num_classes - 1``; ``num_classes`` is the null label.
         patch_size, hidden_size, depth, num_heads, mlp_ratio: the transformer's shape
             (DiT-B/2: 2, 768, 12, 12, 4).
+        step_embedding: how ``d`` is embedded, ``"level"`` or ``"length"`` (embeddings.py).
     """
 
     def __init__(
@@ -95,6 +96,7 @@ class DiT(nn.Module):
         depth: int = 4,
         num_heads: int = 4,
         mlp_ratio: float = 4.0,
+        step_embedding: str = "level",
     ) -> None:
         super().__init__()
         if image_size % patch_size:
@@ -109,7 +111,7 @@ class DiT(nn.Module):
         self.register_buffer(
             "pos_embed", sincos_position_embedding(hidden_size, (self.grid, self.grid))
         )
-        self.time = TimeStepEmbedding(hidden_size // 2)
+        self.time = TimeStepEmbedding(hidden_size // 2, step_embedding=step_embedding)
         self.time_proj = nn.Linear(self.time.out_dim, hidden_size)
         self.label_embed = nn.Embedding(num_classes + 1, hidden_size)
         self.blocks = nn.ModuleList(

@@ -1,8 +1,12 @@
 """Embeddings of the two scalars every network is conditioned on: time ``t`` and step size ``d``.
 
-One encoding of ``d`` for the whole repo: the network embeds the *level* ``log2(1/d)``
-(0 for ``d = 1``, 7 for ``d = 1/128``), which spaces the trained step sizes evenly, instead of
-``d`` itself, which would crowd all the small steps near zero. ``t`` in ``[0, 1]`` is scaled by
+By default (``step_embedding="level"``) the network embeds the *level* ``log2(1/d)`` (0 for
+``d = 1``, 7 for ``d = 1/128``), which spaces the shortcut model's power-of-two step sizes
+evenly, instead of ``d`` itself, which would crowd all the small steps near zero.
+``step_embedding="length"`` embeds ``d`` on ``t``'s scale instead. MeanFlow needs that: its
+target contains the network's derivative in ``d``, and the level's derivative
+``1 / (d ln 2)`` (times the level scale, 100) is in the tens of thousands at ``d = 1/128``,
+which buries the target in the derivative's noise. ``t`` in ``[0, 1]`` is scaled by
 ``time_scale`` so the sinusoid frequencies resolve the ``1/M`` grid.
 """
 
@@ -46,14 +50,33 @@ class ScalarEmbedding(nn.Module):
         return self.mlp(sinusoidal_features(values * self.scale, self.dim))
 
 
-class TimeStepEmbedding(nn.Module):
-    """Embeds ``t`` (in [0, 1]) and ``d`` (in (0, 1]) and concatenates: ``(B, 2 * dim)``."""
+STEP_EMBEDDINGS = ("level", "length")
 
-    def __init__(self, dim: int, time_scale: float = 1000.0, level_scale: float = 100.0) -> None:
+
+class TimeStepEmbedding(nn.Module):
+    """Embeds ``t`` (in [0, 1]) and ``d`` (in (0, 1]) and concatenates: ``(B, 2 * dim)``.
+
+    ``step_embedding``: ``"level"`` embeds ``log2(1/d)`` (scaled by ``level_scale``),
+    ``"length"`` embeds ``d`` itself on ``t``'s scale.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        time_scale: float = 1000.0,
+        level_scale: float = 100.0,
+        step_embedding: str = "level",
+    ) -> None:
         super().__init__()
+        if step_embedding not in STEP_EMBEDDINGS:
+            raise ValueError(
+                f"model.step_embedding must be one of {STEP_EMBEDDINGS}, got {step_embedding!r}"
+            )
+        self.by_level = step_embedding == "level"
         self.t_embed = ScalarEmbedding(dim, time_scale)
-        self.d_embed = ScalarEmbedding(dim, level_scale)
+        self.d_embed = ScalarEmbedding(dim, level_scale if self.by_level else time_scale)
         self.out_dim = 2 * dim
 
     def forward(self, t: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.t_embed(t), self.d_embed(step_level(d))], dim=-1)
+        step = step_level(d) if self.by_level else d
+        return torch.cat([self.t_embed(t), self.d_embed(step)], dim=-1)

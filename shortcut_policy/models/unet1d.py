@@ -57,6 +57,7 @@ class ConditionalUnet1D(nn.Module):
         kernel_size: temporal convolution width.
         embed_dim: size of each of the ``t`` and ``d`` embeddings.
         n_groups: GroupNorm groups.
+        step_embedding: how ``d`` is embedded, ``"level"`` or ``"length"`` (embeddings.py).
     """
 
     def __init__(
@@ -67,9 +68,10 @@ class ConditionalUnet1D(nn.Module):
         kernel_size: int = 5,
         embed_dim: int = 128,
         n_groups: int = 8,
+        step_embedding: str = "level",
     ) -> None:
         super().__init__()
-        self.embed = TimeStepEmbedding(embed_dim)
+        self.embed = TimeStepEmbedding(embed_dim, step_embedding=step_embedding)
         film_dim = self.embed.out_dim + cond_dim
         self.cond_dim = cond_dim
         self.n_down = len(down_dims) - 1

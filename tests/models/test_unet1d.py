@@ -46,3 +46,18 @@ def test_bad_horizon_and_cond_shape_are_named():
         net(torch.randn(1, 10, 2), torch.zeros(1), torch.ones(1), torch.randn(1, 4))
     with pytest.raises(ValueError, match=r"cond must have shape \(B, 4\)"):
         net(torch.randn(1, 8, 2), torch.zeros(1), torch.ones(1), torch.randn(1, 5))
+
+
+def test_step_embedding_by_length_keeps_the_derivative_in_d_on_the_scale_of_t():
+    torch.manual_seed(0)
+    t, d = torch.full((1,), 0.5), torch.full((1,), 1 / 128)
+    slopes = {}
+    for mode in ("level", "length"):
+        embed = TimeStepEmbedding(16, step_embedding=mode)
+        _, slope_d = torch.func.jvp(lambda step: embed(t, step), (d,), (torch.ones_like(d),))
+        _, slope_t = torch.func.jvp(lambda time: embed(time, d), (t,), (torch.ones_like(t),))
+        slopes[mode] = slope_d.abs().max() / slope_t.abs().max()
+    # MeanFlow's target holds the derivative in d: by level it is ~18x t's at d = 1/128.
+    assert slopes["level"] > 10 and slopes["length"] < 3
+    with pytest.raises(ValueError, match="model.step_embedding must be one of"):
+        TimeStepEmbedding(16, step_embedding="log")
