@@ -30,6 +30,8 @@ from shortcut_policy.objectives.sampling import BudgetError
 from shortcut_policy.policy import ShortcutPolicy
 
 log = logging.getLogger("shortcut_policy.serve")
+# What a client needs to check and batch observations itself (see obs_check.ObservationCheck).
+SPEC_KEYS = ("obs_shapes", "obs_types", "action_dim", "horizon", "n_obs_steps", "n_action_steps")
 
 
 def describe(policy: ShortcutPolicy, max_message_bytes: int) -> dict[str, Any]:
@@ -39,8 +41,7 @@ def describe(policy: ShortcutPolicy, max_message_bytes: int) -> dict[str, Any]:
     return {
         "task": spec["task"],
         "objective": policy.objective.name,
-        "spec": {key: spec[key] for key in ("obs_shapes", "obs_types", "action_dim")}
-        | {key: spec[key] for key in ("horizon", "n_obs_steps", "n_action_steps")},
+        "spec": {key: spec[key] for key in SPEC_KEYS},
         "obs_dtypes": {
             key: "uint8" if kind == "rgb" else "float32" for key, kind in policy.obs_types.items()
         },
