@@ -23,6 +23,8 @@ velocity up to a ``1/M`` correction, as in flow matching.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +38,17 @@ from shortcut_policy.objectives.sampling import (
     step_budget,
     uniform_step_sizes,
 )
+
+
+@contextmanager
+def _no_attention_fastpath() -> Iterator[None]:
+    """``nn.MultiheadAttention``'s fused inference path switched off for the block."""
+    enabled = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(enabled)
 
 
 @dataclass
@@ -134,10 +147,16 @@ class MeanFlow:
         def u(x: torch.Tensor, start: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
             return net(x, start, length, cond)
 
-        # Attention's fused kernels have no forward-mode derivative; the math kernel does.
-        # Autocast would cast the weights but not the tangents, so the product runs unautocast.
+        # Attention's fused kernels have no forward-mode derivative; the math kernel does. So
+        # does not the fused multi-head attention that eval mode without gradient picks
+        # (validation). Autocast would cast the weights but not the tangents, so the product
+        # runs unautocast.
         tangents = (v, torch.ones_like(t), -torch.ones_like(d))
-        with sdpa_kernel(SDPBackend.MATH), torch.autocast(x_t.device.type, enabled=False):
+        with (
+            sdpa_kernel(SDPBackend.MATH),
+            torch.autocast(x_t.device.type, enabled=False),
+            _no_attention_fastpath(),
+        ):
             return torch.func.jvp(u, (x_t, t, d), tangents)
 
     def sample(

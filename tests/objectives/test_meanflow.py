@@ -89,6 +89,18 @@ def test_every_budget_runs_and_the_loss_trains_both_networks(make):
         assert objective.sample(net, torch.randn_like(x1), cond, steps=steps).shape == x1.shape
 
 
+def test_the_loss_runs_in_eval_mode_without_gradient_as_validation_does():
+    # Eval mode without gradient picks multi-head attention's fused path, which has no
+    # forward-mode derivative; validation of a MeanFlow DiT crashed there at its first val step.
+    net = DiT(8, 1, 10, patch_size=2, hidden_size=32, depth=1, num_heads=2).eval()
+    with torch.no_grad():
+        loss, _ = MeanFlow(finest_steps=8).loss(
+            net, torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,))
+        )
+    assert torch.isfinite(loss)
+    assert torch.backends.mha.get_fastpath_enabled()  # switched back on afterwards
+
+
 @pytest.mark.parametrize("steps", [0, 9, 1.5, "2"])
 def test_bad_budgets_are_refused(steps):
     with pytest.raises(BudgetError, match=r"integer in \[1, 8\] for MeanFlow"):
