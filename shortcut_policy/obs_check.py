@@ -33,7 +33,11 @@ class ObservationCheck:
                 f"observation is missing key(s) {missing}; got {sorted(obs)}, "
                 f"expected {sorted(self.obs_shapes)}"
             )
-        return {key: self.checked(key, obs[key], batched) for key in self.obs_shapes}
+        checked = {key: self.checked(key, obs[key], batched) for key in self.obs_shapes}
+        batches = {key: len(value) for key, value in checked.items()} if batched else {}
+        if len(set(batches.values())) > 1:
+            raise ValueError(f"observations disagree on the batch size: {batches}")
+        return checked
 
     def checked(self, key: str, value: Any, batched: bool) -> np.ndarray:
         """One key's array, checked and converted."""
@@ -64,6 +68,19 @@ class ObservationCheck:
                 f"(first at index {first})"
             )
         return value
+
+
+def checked_noise(noise: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Starting noise as float32 of exactly ``shape`` ``(B, horizon, Da)``, or a ValueError."""
+    if isinstance(noise, torch.Tensor):
+        noise = noise.detach().cpu().numpy()
+    noise = np.asarray(noise)
+    if noise.shape != tuple(shape):
+        raise ValueError(f"noise has shape {noise.shape}; expected {tuple(shape)}")
+    noise = noise.astype(np.float32, copy=False)
+    if not np.isfinite(noise).all():
+        raise ValueError("noise contains NaN or inf")
+    return noise
 
 
 def finite_actions(chunk: np.ndarray) -> np.ndarray:

@@ -69,7 +69,7 @@ from shortcut_policy.deploy.auto_budget import (
 from shortcut_policy.deploy.cuda_graph import GraphedChunks
 from shortcut_policy.evaluation.latency import timed_ms
 from shortcut_policy.objectives.sampling import BudgetError
-from shortcut_policy.obs_check import ObservationCheck, finite_actions
+from shortcut_policy.obs_check import ObservationCheck, checked_noise, finite_actions
 from shortcut_policy.pretrained import load_policy_network
 
 POLICY_FILE = "policy.safetensors"
@@ -281,15 +281,12 @@ class ShortcutPolicy:
         own_budget = steps is None
         steps = self.objective.budget(self.steps if own_budget else steps)
         start = time.perf_counter()
-        tensors = {
-            key: torch.as_tensor(value, device=self.device) for key, value in checked.items()
-        }
-        batch = next(iter(tensors.values())).shape[0]
+        tensors = self.on_device(checked)
+        shape = self.network.sample_shape(next(iter(tensors.values())).shape[0])
         if noise is not None:
-            noise = self.checked_noise(noise, batch)
+            noise = torch.as_tensor(checked_noise(noise, shape), device=self.device)
         if self.graphed is not None:
-            if noise is None:
-                shape = self.network.sample_shape(batch)
+            if noise is None:  # the graph takes its noise as an input
                 noise = torch.randn(shape, generator=self.generator, device=self.device)
             chunk = self.graphed(tensors, noise, steps)
         else:
@@ -303,22 +300,13 @@ class ShortcutPolicy:
         """One checked history ``{key: (n_obs_steps, *shape)}`` -> one chunk ``(horizon, Da)``."""
         return self.predict_checked({key: value[None] for key, value in history.items()})[0]
 
-    def checked_noise(self, noise: np.ndarray | torch.Tensor, batch: int) -> torch.Tensor:
-        """``noise`` as a float32 device tensor ``(batch, horizon, Da)``, or a ValueError."""
-        noise = torch.as_tensor(noise, dtype=torch.float32, device=self.device)
-        expected = tuple(self.network.sample_shape(batch))
-        if tuple(noise.shape) != expected:
-            raise ValueError(f"noise has shape {tuple(noise.shape)}; expected {expected}")
-        if not torch.isfinite(noise).all():
-            raise ValueError("noise contains NaN or inf")
-        return noise
-
     def network_inputs(self, obs: Mapping[str, np.ndarray | torch.Tensor]) -> dict:
-        """Checked batched observations ``{key: (B, n_obs_steps, *shape)}`` as device tensors.
+        """Checked batched observations ``{key: (B, n_obs_steps, *shape)}`` as device tensors."""
+        return self.on_device(self.validate(obs, batched=True))
 
-        Frames travel as uint8 (4x less to copy to the GPU); the encoder converts them.
-        """
-        checked = self.validate(obs, batched=True)
+    def on_device(self, checked: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """Checked observations as device tensors. Frames travel as uint8 (4x less to copy to
+        the GPU); the encoder converts them."""
         return {key: torch.as_tensor(value, device=self.device) for key, value in checked.items()}
 
     def seed(self, seed: int) -> None:

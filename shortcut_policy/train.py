@@ -247,9 +247,10 @@ def train(cfg: DictConfig) -> Run:
         validate = periodic(run.step, cfg.val_every, total)
         rollouts = periodic(run.step, cfg.eval_every, total) and cfg.task.get("evaluator")
         checkpoint = periodic(run.step, cfg.checkpoint_every, total)
-        if not (periodic(run.step, cfg.logging.log_every, total) or checkpoint or validate):
-            if not rollouts:
-                continue
+        if not (
+            periodic(run.step, cfg.logging.log_every, total) or checkpoint or validate or rollouts
+        ):
+            continue
         lr = run.optimizer.param_groups[0]["lr"]
         metrics = {**logged(run, step_metrics), "lr": lr}  # every rank reaches this step
         bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{lr:.1e}")

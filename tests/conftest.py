@@ -18,10 +18,11 @@ def _seed():
     torch.manual_seed(0)
 
 
-def make_config(*overrides: str):
-    """The resolved training config for ``overrides`` (as on the command line)."""
+def make_config(*overrides: str, config_name: str = "train"):
+    """The resolved ``config_name`` config (train, rollout, ...) for ``overrides`` (as on the
+    command line)."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
-        return compose(config_name="train", overrides=list(overrides))
+        return compose(config_name=config_name, overrides=list(overrides))
 
 
 def quick_run(tmp_path: Path, *overrides: str, task: str = "bimodal"):
@@ -36,3 +37,22 @@ def quick_run(tmp_path: Path, *overrides: str, task: str = "bimodal"):
         "device=cpu",
         *overrides,
     )
+
+
+def tiny_bimodal_run(tmp_path: Path, *overrides: str) -> Path:
+    """A tiny bimodal policy trained for 3 steps (n_obs_steps 2); returns its run folder."""
+    from shortcut_policy.train import train
+
+    train(
+        quick_run(
+            tmp_path,
+            f"dataset.path={tmp_path / 'bimodal.zarr'}",
+            "dataset.generator_args.n_episodes=100",
+            "task.n_obs_steps=2",
+            "train.steps=3",
+            "train.batch_size=16",
+            "checkpoint_every=3",
+            *overrides,
+        )
+    )
+    return tmp_path / "run"

@@ -3,25 +3,12 @@ import pytest
 
 from shortcut_policy import ShortcutPolicy
 from shortcut_policy.checkpoint import CheckpointError
-from shortcut_policy.train import train
-from tests.conftest import quick_run
+from tests.conftest import tiny_bimodal_run
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("policy")
-    cfg = quick_run(
-        tmp,
-        f"dataset.path={tmp / 'bimodal.zarr'}",
-        "dataset.generator_args.n_episodes=100",
-        "task.n_obs_steps=2",
-        "task.n_action_steps=4",
-        "train.steps=3",
-        "train.batch_size=16",
-        "checkpoint_every=3",
-    )
-    train(cfg)
-    return tmp / "run"
+    return tiny_bimodal_run(tmp_path_factory.mktemp("policy"), "task.n_action_steps=4")
 
 
 def obs(x=0.1):

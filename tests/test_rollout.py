@@ -13,7 +13,7 @@ from shortcut_policy.evaluation.env_pool import EnvPool
 from shortcut_policy.evaluation.episodes import run_episodes
 from shortcut_policy.rollout import rollout
 from shortcut_policy.train import train
-from tests.conftest import CONFIG_DIR, quick_run
+from tests.conftest import CONFIG_DIR, make_config, quick_run
 
 
 def fake_push_t_store(path):
@@ -262,26 +262,21 @@ def test_rollout_under_torchrun_shards_episodes_into_one_report(push_t_policy_di
 def test_rollout_with_steps_auto_evaluates_the_budget_that_fits(
     push_t_policy_dir, tmp_path, monkeypatch
 ):
-    from hydra import compose, initialize_config_dir
-
     monkeypatch.setattr(ShortcutPolicy, "chunk_p99_ms", lambda self, steps: 3.0 * steps)
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
-        cfg = compose(
-            config_name="rollout",
-            overrides=[
-                f"checkpoint={push_t_policy_dir}",
-                "steps=auto",
-                "deadline_ms=30",
-                "n_episodes=2",
-                "workers=1",
-                "task.env.max_steps=10",
-                "latency_calls=3",
-                "throughput_batch=2",
-                "progress=false",
-                "device=cpu",
-                f"out_dir={tmp_path}",
-            ],
-        )
+    cfg = make_config(
+        f"checkpoint={push_t_policy_dir}",
+        "steps=auto",
+        "deadline_ms=30",
+        "n_episodes=2",
+        "workers=1",
+        "task.env.max_steps=10",
+        "latency_calls=3",
+        "throughput_batch=2",
+        "progress=false",
+        "device=cpu",
+        f"out_dir={tmp_path}",
+        config_name="rollout",
+    )
     report = rollout(cfg)
     assert [row["steps"] for row in report["budgets"]] == [8]  # 24 ms; 16 passes take 48
     assert report["budget_choice"]["p99_ms"] == {1: 3.0, 2: 6.0, 4: 12.0, 8: 24.0, 16: 48.0}

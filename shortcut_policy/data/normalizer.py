@@ -44,17 +44,18 @@ class RangeNormalizer(nn.Module):
         self.register_buffer(f"{key}_high", high.float())
         self.keys.append(key)
 
-    def _stats(self, key: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def stats(self, key: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(low, high)`` of ``key``: what maps to -1 and 1."""
         if key not in self.keys:
             raise KeyError(f"normalizer has no statistics for {key!r}; it knows {self.keys}")
         return getattr(self, f"{key}_low"), getattr(self, f"{key}_high")
 
     def normalize(self, key: str, x: torch.Tensor) -> torch.Tensor:
         """``x: (..., *stat_shape)`` in data units -> [-1, 1]."""
-        low, high = self._stats(key)
+        low, high = self.stats(key)
         return (x - low) / (high - low) * 2 - 1
 
     def unnormalize(self, key: str, x: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`normalize`."""
-        low, high = self._stats(key)
+        low, high = self.stats(key)
         return (x + 1) / 2 * (high - low) + low

@@ -26,13 +26,8 @@ UP_MARGIN = 0.8
 
 def candidate_budgets(budget: Callable[[object], int], most: int = 128) -> list[int]:
     """Powers of two up to ``most`` that the objective's ``budget`` check accepts."""
-    budgets = []
-    for steps in (1 << k for k in range(most.bit_length())):
-        try:
-            budgets.append(budget(steps))
-        except BudgetError:
-            break
-    return budgets
+    accepts = _accepts(budget)
+    return [1 << k for k in range(most.bit_length()) if accepts(1 << k)]
 
 
 def largest_budget(budget: Callable[[object], int], limit: int = 1 << 20) -> int | None:

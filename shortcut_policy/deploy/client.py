@@ -26,7 +26,7 @@ from websockets.sync.client import ClientConnection, connect
 from shortcut_policy.chunk_buffer import ChunkBuffer
 from shortcut_policy.deploy import wire
 from shortcut_policy.deploy.async_chunks import AsyncChunks
-from shortcut_policy.objectives.sampling import BudgetError
+from shortcut_policy.objectives.sampling import BudgetError, step_budget
 from shortcut_policy.obs_check import ObservationCheck
 
 ERRORS = {"BudgetError": BudgetError, "ValueError": ValueError, "WireError": ValueError}
@@ -173,17 +173,11 @@ class PolicyClient:
         self.description = hello["policy"]
 
     def _checked_steps(self, steps: object) -> int | None:
+        """``steps`` as the server's policy accepts it (None: the server's choice)."""
         if steps is None:
             return None
         most = self.description.get("max_steps")
-        integral = isinstance(steps, (int, np.integer)) and not isinstance(steps, bool)
-        if not integral or steps < 1 or (most is not None and steps > most):
-            valid = f"[1, {most}]" if most is not None else "1 or more"
-            raise BudgetError(
-                f"steps (network passes per sample) must be an integer in {valid} for this "
-                f"server's policy, got {steps!r}"
-            )
-        return int(steps)
+        return step_budget(steps, 1, most, "this server's policy")
 
     def close(self) -> None:
         if self.connection is not None:

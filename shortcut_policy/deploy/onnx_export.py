@@ -37,7 +37,7 @@ from shortcut_policy import extras
 from shortcut_policy.atomic import staged
 from shortcut_policy.data.obs_space import RGB
 from shortcut_policy.objectives.sampling import BudgetError
-from shortcut_policy.obs_check import ObservationCheck, finite_actions
+from shortcut_policy.obs_check import ObservationCheck, checked_noise, finite_actions
 from shortcut_policy.policy import ShortcutPolicy
 from shortcut_policy.training.settings import ConfigError
 
@@ -127,7 +127,7 @@ def checked_budget(policy: ShortcutPolicy, steps: object, max_passes: int = MAX_
     or that unroll into more than ``max_passes`` passes."""
     objective = policy.objective
     steps = objective.budget(steps)
-    if objective.name == "ddpm" and steps == getattr(objective, "train_steps", None):
+    if objective.name == "ddpm" and steps == objective.train_steps:
         raise BudgetError(
             f"steps={steps} is DDPM's ancestral sampler, which draws fresh noise at every pass; "
             "the exported graph takes only the starting noise as an input. Export a DDIM "
@@ -161,8 +161,7 @@ def example_inputs(
 
 def data_range(policy: ShortcutPolicy, key: str) -> tuple[np.ndarray, np.ndarray]:
     """The training data's ``(low, high)`` of ``key`` (what the normalizer maps to [-1, 1])."""
-    normalizer = policy.network.normalizer
-    low, high = getattr(normalizer, f"{key}_low"), getattr(normalizer, f"{key}_high")
+    low, high = policy.network.normalizer.stats(key)
     return low.cpu().numpy(), high.cpu().numpy()
 
 
@@ -338,29 +337,17 @@ class OnnxPolicy:
         shape = (batch, self.horizon, self.action_dim)
         if noise is None:
             noise = self.rng.standard_normal(shape).astype(np.float32)
-        feed["noise"] = self.checked_noise(noise, shape)
+        feed["noise"] = checked_noise(noise, shape)
         return finite_actions(self.session.run(["action"], feed)[0])
 
     def checked_obs(self, obs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Keys, shapes, dtypes and finiteness checked as the in-process policy checks them;
-        frames must be uint8 (the graph's input type) and every key share one batch size."""
+        frames must also be uint8 (the graph's input type)."""
         feed = self.check(obs, batched=True)
         for key, value in feed.items():
             if self.obs_types[key] == RGB and value.dtype != np.uint8:
                 raise ValueError(f"camera {key!r} frames are {value.dtype}; pass uint8 (0..255)")
-        batches = {key: value.shape[0] for key, value in feed.items()}
-        if len(set(batches.values())) > 1:
-            raise ValueError(f"observations disagree on the batch size: {batches}")
         return feed
-
-    def checked_noise(self, noise: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-        noise = np.asarray(noise)
-        if noise.shape != shape:
-            raise ValueError(f"noise has shape {noise.shape}; expected {shape}")
-        noise = noise.astype(np.float32, copy=False)
-        if not np.isfinite(noise).all():
-            raise ValueError("noise contains NaN or inf")
-        return noise
 
 
 def export_checkpoint(

@@ -25,8 +25,7 @@ from shortcut_policy.export import export  # noqa: E402
 from shortcut_policy.extras import MissingExtra  # noqa: E402
 from shortcut_policy.objectives import build_objective  # noqa: E402
 from shortcut_policy.objectives.sampling import BudgetError  # noqa: E402
-from shortcut_policy.train import train  # noqa: E402
-from tests.conftest import CONFIG_DIR, quick_run  # noqa: E402
+from tests.conftest import CONFIG_DIR, tiny_bimodal_run  # noqa: E402
 
 IMAGE_POLICY = Path(__file__).resolve().parents[2] / "data/pretrained/push_t_image"
 TOL = 1e-4  # max abs difference, fp32
@@ -35,18 +34,7 @@ TOL = 1e-4  # max abs difference, fp32
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A tiny bimodal policy's run after 3 training steps (n_obs_steps 2, horizon 8, Da 2)."""
-    tmp = tmp_path_factory.mktemp("export")
-    cfg = quick_run(
-        tmp,
-        f"dataset.path={tmp / 'bimodal.zarr'}",
-        "dataset.generator_args.n_episodes=100",
-        "task.n_obs_steps=2",
-        "train.steps=3",
-        "train.batch_size=16",
-        "checkpoint_every=3",
-    )
-    train(cfg)
-    return tmp / "run"
+    return tiny_bimodal_run(tmp_path_factory.mktemp("export"))
 
 
 @pytest.fixture(scope="module")
