@@ -26,6 +26,10 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded; the message names the file and the fix."""
 
 
+class NoCheckpoint(CheckpointError, FileNotFoundError):
+    """No checkpoint to default to: no training run of the task and no shipped policy."""
+
+
 class CorruptCheckpoint(CheckpointError):
     """A checkpoint file that is truncated or damaged (an earlier one may still be good)."""
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from shortcut_policy.checkpoint import CheckpointError
 from shortcut_policy.cli import user_errors
 from shortcut_policy.deploy.onnx_export import ExportReport, export_checkpoint
 from shortcut_policy.tasks import CONFIG_DIR, newest_checkpoint_for_task
@@ -21,12 +20,7 @@ from shortcut_policy.tasks import CONFIG_DIR, newest_checkpoint_for_task
 
 def export(cfg: DictConfig) -> ExportReport:
     """Export the checkpoint ``cfg`` names (the task's newest run when null) to ``cfg.out``."""
-    checkpoint = cfg.checkpoint
-    if checkpoint is None:
-        try:
-            checkpoint = newest_checkpoint_for_task(cfg.task.name)
-        except FileNotFoundError as err:  # a user error: no run and no shipped policy
-            raise CheckpointError(str(err)) from err
+    checkpoint = cfg.checkpoint or newest_checkpoint_for_task(cfg.task.name)
     print(f"[export] checkpoint: {checkpoint}")
     # A named checkpoint is exported whatever its task; the task group only finds the newest.
     report = export_checkpoint(

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
+from shortcut_policy.checkpoint import NoCheckpoint
 from shortcut_policy.data.dataset import SequenceDataset, split_episodes
 from shortcut_policy.data.images import ImageDataset, read_image_store
 from shortcut_policy.data.normalizer import RangeNormalizer
@@ -130,7 +131,7 @@ def newest_checkpoint_for_task(
     shipped = Path(pretrained_root, task, "policy.safetensors")
     if shipped.is_file():
         return shipped
-    raise FileNotFoundError(
+    raise NoCheckpoint(
         f"no training run of task {task!r} under {runs_root}/{task} and no shipped policy at "
         f"{shipped}; train one (python -m shortcut_policy.train task={task}) or pass checkpoint=..."
     )
