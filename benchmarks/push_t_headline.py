@@ -1,4 +1,4 @@
-"""Push-T headline: shortcut vs flow matching vs DDPM/DDIM on the same data, network and budget.
+"""Push-T headline: shortcut, flow matching, DDPM/DDIM and MeanFlow on the same data and network.
 
     python benchmarks/push_t_headline.py all            # train (or resume), evaluate, time, report
     python benchmarks/push_t_headline.py report         # only rebuild the table and plot
@@ -6,10 +6,10 @@
 Each stage runs the documented commands, so every figure can also be reproduced by hand:
 
 1. ``python -m shortcut_policy.train task=push_t objective=<m> resume=true`` for m in shortcut,
-   flow, ddpm (the README's default config: unet_small, 4,000 steps, batch 256, seed 0);
+   flow, ddpm, meanflow (the README's default config: unet_small, 4,000 steps, batch 256, seed 0);
 2. ``python -m shortcut_policy.rollout`` on each final checkpoint (EMA weights), 100 episodes
    per budget on seeds 100000-100099 (demonstrations use 0-199): shortcut and flow at 1 ... 128
-   passes, DDPM at 100 (ancestral) and DDIM at 1, 2, 4, 8, 10, 16;
+   passes, DDPM at 100 (ancestral) and DDIM at 1, 2, 4, 8, 10, 16, MeanFlow at 1 ... 16;
 3. ``benchmarks/latency.py`` on a quiet machine: batch-1 chunk latency per budget;
 4. the table (docs/results/push_t_headline.md) and the plot (docs/media/push_t_headline.png).
 """
@@ -29,11 +29,19 @@ METHODS = {
     "shortcut": [1, 2, 4, 8, 16, 128],
     "flow": [1, 2, 4, 8, 16, 32, 64, 128],
     "ddpm": [1, 2, 4, 8, 10, 16, 100],
+    "meanflow": [1, 2, 4, 8, 16],
 }
 # Flow matching is timed at the small budgets only: at N passes it runs the same network and
 # integration loop as shortcut at N passes, so the large budgets would repeat those timings.
 FLOW_TIMED = [1, 2, 4, 8, 16]
-LABELS = {"shortcut": "shortcut", "flow": "flow matching", "ddpm": "DDIM / DDPM-100"}
+LABELS = {
+    "shortcut": "shortcut",
+    "flow": "flow matching",
+    "ddpm": "DDIM / DDPM-100",
+    "meanflow": "MeanFlow",
+}
+# These run the same network and integration loop as shortcut at N passes.
+SAME_LOOP_AS_SHORTCUT = ("flow", "meanflow")
 
 
 def run_dir(method: str) -> Path:
@@ -93,9 +101,9 @@ def headline_rows() -> list[dict]:
         report = json.loads((RESULTS / f"push_t_{method}_rollout.json").read_text())
         for budget in report["budgets"]:
             t = timed.get((method, budget["steps"]))
-            # Flow matching at N passes runs the same network and loop as shortcut at N passes;
-            # where it was not timed itself, shortcut's figure stands in (marked in the table).
-            borrowed = t is None and method == "flow"
+            # Where a same-loop method was not timed itself, shortcut's figure stands in
+            # (marked in the table).
+            borrowed = t is None and method in SAME_LOOP_AS_SHORTCUT
             if borrowed:
                 t = timed.get(("shortcut", budget["steps"]))
             rows.append(
@@ -140,7 +148,7 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=130)
-    for method, marker in zip(METHODS, "osD", strict=True):
+    for method, marker in zip(METHODS, "osD^", strict=True):
         mine = [r for r in rows if r["method"] == method and r["latency_ms"] is not None]
         x = [r["latency_ms"] for r in mine]
         y = [r["success"] for r in mine]

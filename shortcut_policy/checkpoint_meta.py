@@ -47,6 +47,7 @@ MODEL_KEYS = {
     "num_heads": "size",
     "mlp_ratio": "number",
     "step_embedding": "str",
+    "time_scale": "number",
     "class_dropout": "number",
 }
 VISION_KEYS = {

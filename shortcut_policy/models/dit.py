@@ -84,6 +84,7 @@ class DiT(nn.Module):
         patch_size, hidden_size, depth, num_heads, mlp_ratio: the transformer's shape
             (DiT-B/2: 2, 768, 12, 12, 4).
         step_embedding: how ``d`` is embedded, ``"level"`` or ``"length"`` (embeddings.py).
+        time_scale: ``t`` (and a ``"length"`` ``d``) is multiplied by this before its sinusoids.
     """
 
     def __init__(
@@ -97,6 +98,7 @@ class DiT(nn.Module):
         num_heads: int = 4,
         mlp_ratio: float = 4.0,
         step_embedding: str = "level",
+        time_scale: float = 1000.0,
     ) -> None:
         super().__init__()
         if image_size % patch_size:
@@ -111,7 +113,9 @@ class DiT(nn.Module):
         self.register_buffer(
             "pos_embed", sincos_position_embedding(hidden_size, (self.grid, self.grid))
         )
-        self.time = TimeStepEmbedding(hidden_size // 2, step_embedding=step_embedding)
+        self.time = TimeStepEmbedding(
+            hidden_size // 2, time_scale=time_scale, step_embedding=step_embedding
+        )
         self.time_proj = nn.Linear(self.time.out_dim, hidden_size)
         self.label_embed = nn.Embedding(num_classes + 1, hidden_size)
         self.blocks = nn.ModuleList(

@@ -58,6 +58,7 @@ class ConditionalUnet1D(nn.Module):
         embed_dim: size of each of the ``t`` and ``d`` embeddings.
         n_groups: GroupNorm groups.
         step_embedding: how ``d`` is embedded, ``"level"`` or ``"length"`` (embeddings.py).
+        time_scale: ``t`` (and a ``"length"`` ``d``) is multiplied by this before its sinusoids.
     """
 
     def __init__(
@@ -69,9 +70,12 @@ class ConditionalUnet1D(nn.Module):
         embed_dim: int = 128,
         n_groups: int = 8,
         step_embedding: str = "level",
+        time_scale: float = 1000.0,
     ) -> None:
         super().__init__()
-        self.embed = TimeStepEmbedding(embed_dim, step_embedding=step_embedding)
+        self.embed = TimeStepEmbedding(
+            embed_dim, time_scale=time_scale, step_embedding=step_embedding
+        )
         film_dim = self.embed.out_dim + cond_dim
         self.cond_dim = cond_dim
         self.n_down = len(down_dims) - 1

@@ -16,7 +16,9 @@ tangent ``(v, 1, -1)`` (``torch.func.jvp``); the right-hand side, with that prod
 target (no gradient), and its primal output is the prediction.
 
 The network's ``d`` input carries the interval length, as for shortcut models, so no network
-changes. Intervals shorter than the finest step ``1/M`` are lengthened to it: a row with
+changes; but the target holds the network's derivatives in ``t`` and ``d``, so both must be
+embedded smoothly (``model.step_embedding: length``, ``model.time_scale: 1``, which
+``objective=meanflow`` sets). Intervals shorter than the finest step ``1/M`` are lengthened to it: a row with
 ``r = t`` (a share ``flow_share``) is told ``d = 1/M``, where the target is the instantaneous
 velocity up to a ``1/M`` correction, as in flow matching.
 """
@@ -38,6 +40,19 @@ from shortcut_policy.objectives.sampling import (
     step_budget,
     uniform_step_sizes,
 )
+
+
+TANGENTS = ("conditional", "predicted")
+
+
+def shaped_like(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``out`` unchanged if it has ``x``'s shape; otherwise a ValueError naming both."""
+    if out.shape != x.shape:
+        raise ValueError(
+            f"the network returns {tuple(out.shape)} for samples of {tuple(x.shape)}: "
+            "it was built for other data than this objective is given"
+        )
+    return out
 
 
 @contextmanager
@@ -62,6 +77,11 @@ class MeanFlow:
             paper's location -0.4 is on its reversed time axis (1 = noise): +0.4 here.
         norm_p, norm_eps: adaptive loss weight ``1 / (err + eps)^p`` per row, without gradient
             (p = 0: plain squared error; the paper uses p = 1).
+        tangent: the velocity the path moves with in the derivative. ``"predicted"``: the
+            network's own instantaneous velocity ``u(x_t, t, 1/M)``, without gradient
+            (Improved MeanFlow, Geng et al. 2025). That is the marginal velocity the identity
+            is about, so the target loses the noise of ``(∂u/∂x)(x1 - x0)``; it costs one
+            more forward pass. ``"conditional"``: the sample's own ``x1 - x0`` (the paper).
         default_steps: network passes per sample when the caller gives none.
     """
 
@@ -71,6 +91,7 @@ class MeanFlow:
     time_sigma: float = 1.0
     norm_p: float = 1.0
     norm_eps: float = 1e-3
+    tangent: str = "predicted"
     default_steps: int = 1
     name: str = "meanflow"
     teacher_decay = 0.0  # no teacher (the objective contract)
@@ -82,6 +103,8 @@ class MeanFlow:
             raise ValueError(f"flow_share must lie in [0, 1], got {self.flow_share}")
         if self.time_sigma <= 0 or self.norm_eps <= 0 or self.norm_p < 0:
             raise ValueError("time_sigma and norm_eps must be > 0 and norm_p >= 0")
+        if self.tangent not in TANGENTS:
+            raise ValueError(f"tangent must be one of {TANGENTS}, got {self.tangent!r}")
 
     @property
     def finest_d(self) -> float:
@@ -120,17 +143,25 @@ class MeanFlow:
         t, d = self.intervals(x1.shape[0], x1.device)
         x_t = interpolate(x0, x1, t, 0.0)
         v = x1 - x0
-        pred, dudt = self.average_velocity_and_derivative(net, x_t, t, d, v, cond)
-        if pred.shape != x_t.shape:
-            raise ValueError(
-                f"the network returns {tuple(pred.shape)} for samples of {tuple(x_t.shape)}: "
-                "it was built for other data than this objective is given"
-            )
+        pred, dudt = self.average_velocity_and_derivative(
+            net, x_t, t, d, self.path_velocity(net, x_t, t, v, cond), cond
+        )
+        shaped_like(pred, x_t)
         target = (v + expand_like(d, v) * dudt).detach()
         err = ((pred - target) ** 2).flatten(1).mean(1)
         weight = (err.detach() + self.norm_eps) ** -self.norm_p
         loss = (weight * err).mean()
         return loss, {"loss": loss.detach(), "mse": err.detach().mean()}
+
+    def path_velocity(
+        self, net: VelocityNet, x_t: torch.Tensor, t: torch.Tensor, v: torch.Tensor, cond: object
+    ) -> torch.Tensor:
+        """The tangent the derivative moves ``x_t`` with (see ``tangent``), ``x_t``'s shape."""
+        if self.tangent == "conditional":
+            return v
+        with torch.no_grad():  # under autocast the pass may come back in bf16
+            velocity = net(x_t, t, torch.full_like(t, self.finest_d), cond)
+        return shaped_like(velocity, x_t).to(x_t.dtype)
 
     @staticmethod
     def average_velocity_and_derivative(

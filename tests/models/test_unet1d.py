@@ -61,3 +61,16 @@ def test_step_embedding_by_length_keeps_the_derivative_in_d_on_the_scale_of_t():
     assert slopes["level"] > 10 and slopes["length"] < 3
     with pytest.raises(ValueError, match="model.step_embedding must be one of"):
         TimeStepEmbedding(16, step_embedding="log")
+
+
+def test_time_scale_sets_how_fast_the_embedding_turns_with_t():
+    torch.manual_seed(0)
+    t, d = torch.full((1,), 0.5), torch.full((1,), 0.25)
+    slopes = {}
+    for scale in (1.0, 1000.0):
+        torch.manual_seed(0)
+        embed = TimeStepEmbedding(16, time_scale=scale, step_embedding="length")
+        _, slope = torch.func.jvp(lambda time, e=embed: e(time, d), (t,), (torch.ones_like(t),))
+        slopes[scale] = slope.abs().max()
+    # MeanFlow's target holds d * du/dt: sinusoids of 1000 t put noise of that size in it.
+    assert slopes[1000.0] > 50 * slopes[1.0]

@@ -5,6 +5,7 @@ from shortcut_policy.models.dit import DiT
 from shortcut_policy.models.unet1d import ConditionalUnet1D
 from shortcut_policy.objectives import MeanFlow, build_objective
 from shortcut_policy.objectives.sampling import BudgetError
+from tests.conftest import make_config
 
 
 def small_net():
@@ -56,14 +57,38 @@ class PointMassField(torch.nn.Module):
         return (self.c - x) / (1.0 - t).view(-1, *([1] * (x.dim() - 1)))
 
 
-def test_the_loss_is_zero_where_the_average_velocity_is_exact():
+@pytest.mark.parametrize("tangent", ["conditional", "predicted"])
+def test_the_loss_is_zero_where_the_average_velocity_is_exact(tangent):
     torch.manual_seed(0)
     c = torch.tensor([0.5, -1.0])
     x1 = c.expand(64, 16, 2).clone()
-    loss, metrics = MeanFlow(norm_p=0.0).loss(PointMassField(c), x1)
+    objective = MeanFlow(norm_p=0.0, tangent=tangent)
+    loss, metrics = objective.loss(PointMassField(c), x1)
     assert metrics["mse"] < 1e-8 and loss.item() < 1e-8
-    _, off = MeanFlow(norm_p=0.0).loss(PointMassField(c + 0.1), x1)
+    _, off = objective.loss(PointMassField(c + 0.1), x1)
     assert off["mse"] > 1e-3  # and not zero elsewhere
+
+
+class Recorder(torch.nn.Module):
+    """A fixed linear field that records the step sizes it is asked for."""
+
+    def __init__(self):
+        super().__init__()
+        self.asked = []
+
+    def forward(self, x, t, d, cond):
+        self.asked.append(d.detach().clone())
+        return 0.5 * x + t.view(-1, 1, 1)
+
+
+def test_the_predicted_tangent_is_the_networks_finest_step_velocity():
+    torch.manual_seed(0)
+    net, x1 = Recorder(), torch.randn(8, 4, 1)
+    MeanFlow(tangent="predicted", finest_steps=64).loss(net, x1)
+    # One extra pass at the finest step (the instantaneous velocity), then the JVP pass.
+    assert len(net.asked) == 2 and torch.all(net.asked[0] == 1 / 64)
+    MeanFlow(tangent="conditional").loss(net, x1)
+    assert len(net.asked) == 3  # the paper's tangent needs no extra pass
 
 
 def test_intervals_cover_the_flow_share_and_stay_inside_zero_one():
@@ -101,6 +126,11 @@ def test_the_loss_runs_in_eval_mode_without_gradient_as_validation_does():
     assert torch.backends.mha.get_fastpath_enabled()  # switched back on afterwards
 
 
+def test_an_unknown_tangent_is_named():
+    with pytest.raises(ValueError, match="tangent must be one of"):
+        MeanFlow(tangent="marginal")
+
+
 @pytest.mark.parametrize("steps", [0, 9, 1.5, "2"])
 def test_bad_budgets_are_refused(steps):
     with pytest.raises(BudgetError, match=r"integer in \[1, 8\] for MeanFlow"):
@@ -112,9 +142,10 @@ class OneDimension(torch.nn.Module):
         return x[..., :1]
 
 
-def test_a_network_built_for_other_data_is_named():
+@pytest.mark.parametrize("tangent", ["conditional", "predicted"])
+def test_a_network_built_for_other_data_is_named(tangent):
     with pytest.raises(ValueError, match=r"returns \(2, 8, 1\) for samples of \(2, 8, 3\)"):
-        MeanFlow().loss(OneDimension(), torch.randn(2, 8, 3))
+        MeanFlow(tangent=tangent).loss(OneDimension(), torch.randn(2, 8, 3))
 
 
 def test_built_from_its_config():
@@ -122,3 +153,13 @@ def test_built_from_its_config():
     assert isinstance(objective, MeanFlow) and objective.flow_share == 0.5
     with pytest.raises(ValueError, match="flow_share must lie in"):
         MeanFlow(flow_share=2.0)
+
+
+@pytest.mark.parametrize("task", ["push_t", "digits"])
+def test_objective_meanflow_embeds_t_and_d_smoothly_on_either_network(task):
+    config = make_config(f"task={task}", "objective=meanflow")
+    assert config.model.step_embedding == "length" and config.model.time_scale == 1.0
+    assert config.objective.tangent == "predicted"
+    mine = make_config(f"task={task}", "objective=meanflow", "model.time_scale=1000")
+    assert mine.model.time_scale == 1000  # the command line still wins
+    assert "time_scale" not in make_config(f"task={task}", "objective=shortcut").model
