@@ -11,16 +11,19 @@ MeanFlow identity, which needs no integral::
 
     u(x_t, t, d) = v + d * (du/dt along the path),   du/dt = (∂u/∂x) v + ∂u/∂t - ∂u/∂d,
 
-with ``v = x1 - x0``. The total derivative is one Jacobian-vector product of the network with
-tangent ``(v, 1, -1)`` (``torch.func.jvp``); the right-hand side, with that product, is the
-target (no gradient), and its primal output is the prediction.
+where ``v`` is the (marginal) velocity at ``x_t``. The first ``v`` is replaced by the sample's
+``x1 - x0``, as in flow matching; the one that moves ``x`` in ``du/dt`` is either that too (the
+paper) or the network's own estimate (``tangent``). The total derivative is one
+Jacobian-vector product of the network with tangent ``(v, 1, -1)`` (``torch.func.jvp``); the
+right-hand side, with that product, is the target (no gradient), and its primal output is the
+prediction.
 
 The network's ``d`` input carries the interval length, as for shortcut models, so no network
 changes; but the target holds the network's derivatives in ``t`` and ``d``, so both must be
 embedded smoothly (``model.step_embedding: length``, ``model.time_scale: 1``, which
-``objective=meanflow`` sets). Intervals shorter than the finest step ``1/M`` are lengthened to it: a row with
-``r = t`` (a share ``flow_share``) is told ``d = 1/M``, where the target is the instantaneous
-velocity up to a ``1/M`` correction, as in flow matching.
+``objective=meanflow`` sets). Intervals shorter than the finest step ``1/M`` are lengthened to
+it: a row with ``r = t`` (a share ``flow_share``) is told ``d = 1/M``, where the target is the
+instantaneous velocity up to a ``1/M`` correction, as in flow matching.
 """
 
 from __future__ import annotations
@@ -40,7 +43,6 @@ from shortcut_policy.objectives.sampling import (
     step_budget,
     uniform_step_sizes,
 )
-
 
 TANGENTS = ("conditional", "predicted")
 
