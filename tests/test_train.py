@@ -93,8 +93,10 @@ def test_resume_with_another_model_is_refused(tmp_path):
         train(tiny_config(tmp_path, "train.steps=6", "resume=true", "model.embed_dim=16"))
 
 
-def test_checkpoint_reloads_to_identical_outputs(tmp_path):
-    run = train(tiny_config(tmp_path, "train.steps=6"))
+# MeanFlow's checkpoint must also carry the model fields its objective set (time_scale ...).
+@pytest.mark.parametrize("objective", ["shortcut", "meanflow"])
+def test_checkpoint_reloads_to_identical_outputs(tmp_path, objective):
+    run = train(tiny_config(tmp_path, "train.steps=6", f"objective={objective}"))
     network, objective, meta = load_policy_network(
         latest_checkpoint(tmp_path / "run" / "checkpoints")
     )
@@ -174,8 +176,12 @@ def test_resume_with_another_batch_size_is_refused(tmp_path):
         train(tiny_config(tmp_path, "train.steps=6", "resume=true", "train.batch_size=16"))
 
 
-def test_bf16_autocast_trains_and_keeps_fp32_weights(tmp_path):
-    run = train(tiny_config(tmp_path, "train.precision=bf16", "train.steps=4", "val_every=0"))
+@pytest.mark.parametrize("objective", ["shortcut", "meanflow"])
+def test_bf16_autocast_trains_and_keeps_fp32_weights(tmp_path, objective):
+    config = tiny_config(
+        tmp_path, "train.precision=bf16", "train.steps=4", "val_every=0", f"objective={objective}"
+    )
+    run = train(config)
     rows = read_metrics(tmp_path / "run")
     assert all(torch.isfinite(torch.tensor(row["loss"])) for row in rows)
     assert all(p.dtype == torch.float32 for p in run.model.parameters())
