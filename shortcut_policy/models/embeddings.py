@@ -7,7 +7,8 @@ evenly, instead of ``d`` itself, which would crowd all the small steps near zero
 target contains the network's derivative in ``d``, and the level's derivative
 ``1 / (d ln 2)`` (times the level scale, 100) is in the tens of thousands at ``d = 1/128``,
 which buries the target in the derivative's noise. ``t`` in ``[0, 1]`` is scaled by
-``time_scale`` so the sinusoid frequencies resolve the ``1/M`` grid.
+``time_scale`` (1000 by default) so the sinusoid frequencies resolve the ``1/M`` grid. MeanFlow
+sets it to 1: the scale multiplies the derivative in ``t`` that its target holds.
 """
 
 from __future__ import annotations
