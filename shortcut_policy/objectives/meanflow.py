@@ -76,7 +76,8 @@ class MeanFlow:
         finest_steps: M; intervals are at least ``1/M`` long and budgets go up to ``M``.
         flow_share: share of rows with ``r = t`` (the paper's best: 75%).
         time_mu, time_sigma: the logit-normal both times are drawn from (then sorted). The
-            paper's location -0.4 is on its reversed time axis (1 = noise): +0.4 here.
+            paper's location -0.4 is on its reversed time axis (1 = noise), +0.4 here; that
+            rarely visits the noise end, where a policy chooses between modes, so 0 here.
         norm_p, norm_eps: adaptive loss weight ``1 / (err + eps)^p`` per row, without gradient
             (p = 0: plain squared error; the paper uses p = 1).
         tangent: the velocity the path moves with in the derivative. ``"predicted"``: the
@@ -89,7 +90,7 @@ class MeanFlow:
 
     finest_steps: int = 128
     flow_share: float = 0.75
-    time_mu: float = 0.4
+    time_mu: float = 0.0
     time_sigma: float = 1.0
     norm_p: float = 1.0
     norm_eps: float = 1e-3
