@@ -129,7 +129,7 @@ class MeanFlow:
         start, end = times.min(0).values, times.max(0).values
         n_flow = round(batch * self.flow_share)
         end = torch.cat([start[:n_flow], end[n_flow:]])
-        d = (end - start).clamp(min=1.0 / self.finest_steps)
+        d = (end - start).clamp(min=self.finest_d)
         return torch.minimum(start, 1.0 - d), d
 
     def loss(
