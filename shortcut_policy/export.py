@@ -24,7 +24,13 @@ def export(cfg: DictConfig) -> ExportReport:
     print(f"[export] checkpoint: {checkpoint}")
     # A named checkpoint is exported whatever its task; the task group only finds the newest.
     report = export_checkpoint(
-        checkpoint, cfg.out, cfg.steps, cfg.opset, check=cfg.check, max_passes=cfg.max_passes
+        checkpoint,
+        cfg.out,
+        cfg.steps,
+        cfg.opset,
+        check=cfg.check,
+        max_passes=cfg.max_passes,
+        sampler=cfg.sampler,
     )
     print(f"[export] {report.summary()}")
     return report

@@ -68,6 +68,7 @@ from shortcut_policy.deploy.auto_budget import (
 )
 from shortcut_policy.deploy.cuda_graph import GraphedChunks
 from shortcut_policy.evaluation.latency import timed_ms
+from shortcut_policy.objectives import with_sampler
 from shortcut_policy.objectives.sampling import BudgetError
 from shortcut_policy.obs_check import ObservationCheck, checked_noise, finite_actions
 from shortcut_policy.pretrained import load_policy_network
@@ -194,15 +195,21 @@ class ShortcutPolicy:
         device: str | torch.device | None = None,
         steps: int | str | None = None,
         task: str | None = None,
+        sampler: str | None = None,
         **options: Any,
     ) -> ShortcutPolicy:
         """Load from a checkpoint file, a folder from :meth:`save_pretrained`, or a run folder.
 
-        ``task`` (optional) refuses a policy trained for another task. ``options`` are the
-        constructor's ``deadline_ms``, ``async_chunks``, ``async_lead`` and ``cuda_graph``.
+        ``task`` (optional) refuses a policy trained for another task. ``sampler`` (shortcut and
+        MeanFlow networks: ``jumps``, ``euler``, ``jump_euler``) replaces the checkpoint's way
+        of spending the passes; None keeps it. ``options`` are the constructor's
+        ``deadline_ms``, ``async_chunks``, ``async_lead`` and ``cuda_graph``.
         """
         file = resolve_policy_path(path)
         network, objective, meta = load_policy_network(file)
+        objective = with_sampler(objective, sampler)
+        if sampler is not None:  # save_pretrained then records the sampler in use
+            meta["config"]["objective"] = {**meta["config"]["objective"], "sampler": sampler}
         if task is not None and meta["spec"]["task"] != task:
             raise CheckpointError(
                 f"{file} holds a policy for task {meta['spec']['task']!r}, not {task!r}; "

@@ -99,6 +99,7 @@ def load_evaluated_policy(cfg: DictConfig, checkpoint, device: torch.device) -> 
         task=cfg.task.name,
         steps="auto" if auto else None,
         deadline_ms=cfg.deadline_ms if auto else None,
+        sampler=cfg.sampler,
     )
     return policy  # with steps=auto, the choice is logged and kept in the report
 
@@ -137,6 +138,7 @@ def rollout(cfg: DictConfig) -> dict[str, Any] | None:
         "checkpoint": str(checkpoint),
         "task": cfg.task.name,
         "objective": policy.objective.name,
+        "sampler": getattr(policy.objective, "sampler", None),
         "train_step": policy.meta.get("step"),
         "device": str(policy.device),
         "cuda_device": torch.cuda.get_device_name(policy.device)

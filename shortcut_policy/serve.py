@@ -27,7 +27,12 @@ def load_served_policy(cfg: DictConfig) -> ShortcutPolicy:
     checkpoint = cfg.checkpoint or newest_checkpoint_for_task(cfg.task.name)
     device = None if cfg.device == "auto" else cfg.device
     policy = ShortcutPolicy.from_pretrained(
-        checkpoint, device, steps=cfg.steps, task=cfg.task.name, deadline_ms=cfg.deadline_ms
+        checkpoint,
+        device,
+        steps=cfg.steps,
+        task=cfg.task.name,
+        deadline_ms=cfg.deadline_ms,
+        sampler=cfg.sampler,
     )
     print(f"[serve] checkpoint {checkpoint} on {policy.device}, {policy.steps} pass(es) per chunk")
     return policy

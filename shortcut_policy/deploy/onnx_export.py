@@ -109,6 +109,7 @@ def describe(policy: ShortcutPolicy, steps: int) -> dict[str, Any]:
         "format": 1,
         "task": spec["task"],
         "objective": policy.objective.name,
+        "sampler": getattr(policy.objective, "sampler", None),
         "train_step": policy.meta.get("step"),
         "steps": steps,
         "obs_shapes": {key: list(shape) for key, shape in policy.obs_shapes.items()},
@@ -358,8 +359,12 @@ def export_checkpoint(
     task: str | None = None,
     check: bool = True,
     max_passes: int = MAX_PASSES,
+    sampler: str | None = None,
 ) -> ExportReport:
-    """Load ``checkpoint`` on the CPU (``task``: refuse another task's policy) and export it."""
+    """Load ``checkpoint`` on the CPU (``task``: refuse another task's policy) and export it,
+    with ``sampler`` (None: the checkpoint's) unrolled into the graph."""
     require("onnx")  # before the checkpoint is loaded
-    policy = ShortcutPolicy.from_pretrained(Path(checkpoint), device="cpu", task=task)
+    policy = ShortcutPolicy.from_pretrained(
+        Path(checkpoint), device="cpu", task=task, sampler=sampler
+    )
     return export_policy(policy, out, steps, opset, check, max_passes)

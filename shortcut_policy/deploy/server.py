@@ -41,6 +41,7 @@ def describe(policy: ShortcutPolicy, max_message_bytes: int) -> dict[str, Any]:
     return {
         "task": spec["task"],
         "objective": policy.objective.name,
+        "sampler": getattr(policy.objective, "sampler", None),
         "spec": {key: spec[key] for key in SPEC_KEYS},
         "obs_dtypes": {
             key: "uint8" if kind == "rgb" else "float32" for key, kind in policy.obs_types.items()

@@ -6,6 +6,7 @@ Every objective follows the contract in :mod:`contract` (``loss``, ``sample``, `
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,6 +14,7 @@ from shortcut_policy.objectives.contract import Objective
 from shortcut_policy.objectives.ddpm import DDPM
 from shortcut_policy.objectives.flow import FlowMatching
 from shortcut_policy.objectives.meanflow import MeanFlow
+from shortcut_policy.objectives.sampling import SAMPLERS
 from shortcut_policy.objectives.shortcut import Shortcut
 
 OBJECTIVES = {"shortcut": Shortcut, "flow": FlowMatching, "ddpm": DDPM, "meanflow": MeanFlow}
@@ -40,6 +42,24 @@ def build_objective(cfg: Mapping[str, Any], saved: bool = False) -> Objective:
         raise ValueError(f"bad field in objective config {dict(cfg)}: {err}") from err
 
 
+def with_sampler(objective: Objective, sampler: str | None) -> Objective:
+    """``objective`` sampling with ``sampler`` (None: unchanged, the checkpoint's default).
+
+    Only networks told the interval (shortcut, MeanFlow) have a choice: a flow-matching or DDPM
+    network knows one way to spend its passes, so naming a sampler for it is an error.
+    """
+    if sampler is None:
+        return objective
+    if not hasattr(objective, "sampler"):
+        raise ValueError(
+            f"sampler={sampler!r} applies to networks told the step size (shortcut, meanflow); "
+            f"this policy was trained with {objective.name!r}, which has one sampler: drop sampler="
+        )
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    return dataclasses.replace(objective, sampler=sampler)
+
+
 __all__ = [
     "DDPM",
     "FlowMatching",
@@ -47,5 +67,7 @@ __all__ = [
     "Shortcut",
     "build_objective",
     "OBJECTIVES",
+    "SAMPLERS",
+    "with_sampler",
     "Objective",
 ]

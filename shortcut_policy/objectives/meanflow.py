@@ -24,6 +24,22 @@ embedded smoothly (``model.step_embedding: length``, ``model.time_scale: 1``, wh
 ``objective=meanflow`` sets). Intervals shorter than the finest step ``1/M`` are lengthened to
 it: a row with ``r = t`` (a share ``flow_share``) is told ``d = 1/M``, where the target is the
 instantaneous velocity up to a ``1/M`` correction, as in flow matching.
+
+``consistency`` chooses how the target of the other rows (the intervals) is built:
+
+* ``"jvp"``: the identity above, through one forward-mode pass (the paper; 2.1x a flow step);
+* ``"split"``: no derivative at all (SplitMeanFlow, arXiv 2507.16884, the continuous form of
+  the shortcut model's two half steps). Split the interval at a random ``s`` and ask one jump to
+  land where two shorter ones do, under no gradient::
+
+      d * u(x_t, t, d) = s * u(x_t, t, s) + (d - s) * u(x_{t+s}, t + s, d - s),
+      x_{t+s} = x_t + s * u(x_t, t, s);
+
+* ``"difference"``: the identity's total derivative by a central finite difference of step
+  ``fd_eps`` along ``(v, 1, -1)`` (Transition Models, arXiv 2509.04394), in fp32.
+
+The two JVP-free targets cost two no-grad passes on the interval rows only, and their flow
+rows' target is ``x1 - x0`` exactly (no ``1/M`` correction).
 """
 
 from __future__ import annotations
@@ -35,16 +51,20 @@ from dataclasses import dataclass
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from shortcut_policy.objectives.conditioning import take_rows
 from shortcut_policy.objectives.flow import interpolate
 from shortcut_policy.objectives.sampling import (
+    SAMPLERS,
     VelocityNet,
     expand_like,
     integrate,
+    interval_schedule,
     step_budget,
     uniform_step_sizes,
 )
 
 TANGENTS = ("conditional", "predicted")
+CONSISTENCY = ("jvp", "split", "difference")
 
 
 def shaped_like(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -85,6 +105,12 @@ class MeanFlow:
             (Improved MeanFlow, Geng et al. 2025). That is the marginal velocity the identity
             is about, so the target loses the noise of ``(∂u/∂x)(x1 - x0)``; it costs one
             more forward pass. ``"conditional"``: the sample's own ``x1 - x0`` (the paper).
+        consistency: how interval rows get their target: ``"jvp"``, ``"split"`` or
+            ``"difference"`` (see the module's docstring).
+        fd_eps: the finite difference's step in time (``consistency="difference"``).
+        sampler: how N passes are spent (:func:`~shortcut_policy.objectives.sampling.
+            interval_schedule`): ``"jumps"`` (N jumps of ``1/N``), ``"euler"`` or
+            ``"jump_euler"``.
         default_steps: network passes per sample when the caller gives none.
     """
 
@@ -95,6 +121,9 @@ class MeanFlow:
     norm_p: float = 1.0
     norm_eps: float = 1e-3
     tangent: str = "predicted"
+    consistency: str = "jvp"
+    fd_eps: float = 0.005
+    sampler: str = "jumps"
     default_steps: int = 1
     name: str = "meanflow"
     teacher_decay = 0.0  # no teacher (the objective contract)
@@ -108,6 +137,14 @@ class MeanFlow:
             raise ValueError("time_sigma and norm_eps must be > 0 and norm_p >= 0")
         if self.tangent not in TANGENTS:
             raise ValueError(f"tangent must be one of {TANGENTS}, got {self.tangent!r}")
+        if self.consistency not in CONSISTENCY:
+            raise ValueError(f"consistency must be one of {CONSISTENCY}, got {self.consistency!r}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if not 0.0 < self.fd_eps < self.finest_d:
+            raise ValueError(
+                f"fd_eps must lie in (0, 1/finest_steps = {self.finest_d:.4g}), got {self.fd_eps}"
+            )
 
     @property
     def finest_d(self) -> float:
@@ -146,15 +183,84 @@ class MeanFlow:
         t, d = self.intervals(x1.shape[0], x1.device)
         x_t = interpolate(x0, x1, t, 0.0)
         v = x1 - x0
-        pred, dudt = self.average_velocity_and_derivative(
-            net, x_t, t, d, self.path_velocity(net, x_t, t, v, cond), cond
-        )
+        if self.consistency == "jvp":
+            pred, dudt = self.average_velocity_and_derivative(
+                net, x_t, t, d, self.path_velocity(net, x_t, t, v, cond), cond
+            )
+            target = (v + expand_like(d, v) * dudt).detach()
+        else:
+            target = self.jvp_free_target(net, x_t, t, d, v, cond)
+            pred = net(x_t, t, d, cond)
         shaped_like(pred, x_t)
-        target = (v + expand_like(d, v) * dudt).detach()
         err = ((pred - target) ** 2).flatten(1).mean(1)
         weight = (err.detach() + self.norm_eps) ** -self.norm_p
         loss = (weight * err).mean()
         return loss, {"loss": loss.detach(), "mse": err.detach().mean()}
+
+    @torch.no_grad()
+    def jvp_free_target(
+        self,
+        net: VelocityNet,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        d: torch.Tensor,
+        v: torch.Tensor,
+        cond: object,
+    ) -> torch.Tensor:
+        """Targets ``(B, ...)``: ``v`` on the flow rows, ``consistency``'s on the interval rows
+        (the rows after the first ``round(B * flow_share)``, see :meth:`intervals`)."""
+        rows = slice(round(x_t.shape[0] * self.flow_share), None)
+        part = take_rows(cond, rows)
+        if self.consistency == "split":
+            long = self.split_target(net, x_t[rows], t[rows], d[rows], v[rows], part)
+        else:
+            tangent = self.path_velocity(net, x_t[rows], t[rows], v[rows], part)
+            dudt = self.difference_derivative(net, x_t[rows], t[rows], d[rows], tangent, part)
+            long = v[rows] + expand_like(d[rows], dudt) * dudt
+        return torch.cat([v[: rows.start], long.to(v.dtype)])
+
+    def split_target(
+        self,
+        net: VelocityNet,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        d: torch.Tensor,
+        v: torch.Tensor,
+        cond: object,
+    ) -> torch.Tensor:
+        """The average velocity of two jumps, ``s`` then ``d - s``, with ``s`` uniform in
+        ``[1/M, d - 1/M]``; intervals shorter than ``2/M`` cannot be split and are flow rows
+        (target ``v``)."""
+        finest = self.finest_d
+        splittable = d >= 2 * finest
+        s = finest + torch.rand_like(d) * (d - 2 * finest).clamp(min=0.0)
+        s = torch.where(splittable, s, torch.full_like(d, finest))
+        first = shaped_like(net(x_t, t, s, cond), x_t).to(x_t.dtype)
+        x_mid = x_t + expand_like(s, x_t) * first
+        rest = (d - s).clamp(min=finest)
+        second = net(x_mid, t + s, rest, cond).to(x_t.dtype)
+        both = (expand_like(s, x_t) * first + expand_like(d - s, x_t) * second) / expand_like(
+            d, x_t
+        )
+        return torch.where(expand_like(splittable, x_t), both, v)
+
+    def difference_derivative(
+        self,
+        net: VelocityNet,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        d: torch.Tensor,
+        tangent: torch.Tensor,
+        cond: object,
+    ) -> torch.Tensor:
+        """``du/dt`` along ``(tangent, 1, -1)`` by a central difference of step ``fd_eps``, in
+        fp32 (a bf16 difference of two close outputs would be noise)."""
+        eps = self.fd_eps
+        shift = eps * tangent
+        with torch.autocast(x_t.device.type, enabled=False):
+            ahead = net(x_t + shift, t + eps, d - eps, cond).float()
+            behind = net(x_t - shift, t - eps, d + eps, cond).float()
+        return (ahead - behind) / (2 * eps)
 
     def path_velocity(
         self, net: VelocityNet, x_t: torch.Tensor, t: torch.Tensor, v: torch.Tensor, cond: object
@@ -201,5 +307,7 @@ class MeanFlow:
         steps: int | None = None,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """``steps`` equal jumps with the average velocity over each; no fresh noise."""
-        return integrate(net, noise, cond, uniform_step_sizes(self.budget(steps)))
+        """``steps`` passes spent as ``sampler`` says (by default ``steps`` equal jumps with
+        the average velocity over each); no fresh noise."""
+        jumps = uniform_step_sizes(self.budget(steps))
+        return integrate(net, noise, cond, *interval_schedule(self.sampler, jumps, self.finest_d))

@@ -57,6 +57,38 @@ def shortcut_step_sizes(steps: int, finest_steps: int) -> list[float]:
     return coarse + fine
 
 
+# How a network told the step size ``d`` spends N passes (see :func:`interval_schedule`).
+SAMPLERS = ("jumps", "euler", "jump_euler")
+
+
+def interval_schedule(
+    sampler: str, jump_sizes: Sequence[float], finest_d: float
+) -> tuple[list[float], list[float]]:
+    """Step sizes and the ``d`` told per step, for an interval network taking N passes.
+
+    ``jump_sizes`` are the objective's own N jumps (summing to 1). The samplers:
+
+    * ``"jumps"``: those jumps, each told its own length (average velocity over the jump);
+    * ``"euler"``: N equal Euler steps of the instantaneous velocity, told ``finest_d`` (the
+      network's flow-matching output: flow matching's sampler on the same network);
+    * ``"jump_euler"``: one jump to ``t = 1/2`` (told ``1/2``), then N - 1 equal Euler steps;
+      N = 1 is a single jump of 1.
+
+    Returns ``(step_sizes, told_step_sizes)``, both of length N.
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    steps = len(jump_sizes)
+    if sampler == "jumps":
+        return list(jump_sizes), list(jump_sizes)
+    if sampler == "euler":
+        return uniform_step_sizes(steps), [finest_d] * steps
+    if steps == 1:
+        return [1.0], [1.0]
+    fine = [0.5 / (steps - 1)] * (steps - 1)
+    return [0.5, *fine], [0.5, *([finest_d] * (steps - 1))]
+
+
 def uniform_step_sizes(steps: int) -> list[float]:
     """``steps`` equal Euler steps of ``1/steps`` (flow matching accepts any positive count)."""
     if steps < 1:

@@ -36,8 +36,10 @@ from shortcut_policy.objectives.conditioning import detached, take_rows
 from shortcut_policy.objectives.flow import flow_rows, interpolate
 from shortcut_policy.objectives.guidance import guided_rows
 from shortcut_policy.objectives.sampling import (
+    SAMPLERS,
     VelocityNet,
     integrate,
+    interval_schedule,
     shortcut_step_sizes,
     step_budget,
 )
@@ -62,6 +64,8 @@ class Shortcut:
         default_steps: network passes used when a caller gives no budget.
         target_guidance: guidance scale ``w`` baked into the ``d = 2/M`` targets (1 = none);
             needs a class-conditional network, one with ``null_condition(cond)``.
+        sampler: how N passes are spent (:func:`~shortcut_policy.objectives.sampling.
+            interval_schedule`): ``"jumps"`` (dyadic jumps), ``"euler"`` or ``"jump_euler"``.
     """
 
     finest_steps: int = 128
@@ -75,6 +79,7 @@ class Shortcut:
     path_eps: float = 0.0
     default_steps: int = 1
     target_guidance: float = 1.0
+    sampler: str = "jumps"
     name: str = "shortcut"
 
     def __post_init__(self) -> None:
@@ -91,6 +96,8 @@ class Shortcut:
             )
         if not self.target_guidance > 0.0:
             raise ValueError(f"target_guidance must be > 0 (1 = none), got {self.target_guidance}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         if self.teacher_decay and not self.ema_teacher:
             raise ValueError(
                 "teacher_decay sets the decay of a teacher EMA; set ema_teacher=true to use one "
@@ -210,6 +217,7 @@ class Shortcut:
         steps: int | None = None,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Exactly ``steps`` network passes (any integer in ``[1, M]``); no fresh noise."""
-        sizes = shortcut_step_sizes(self.budget(steps), self.finest_steps)
-        return integrate(net, noise, cond, sizes)
+        """Exactly ``steps`` network passes (any integer in ``[1, M]``) spent as ``sampler``
+        says; no fresh noise."""
+        jumps = shortcut_step_sizes(self.budget(steps), self.finest_steps)
+        return integrate(net, noise, cond, *interval_schedule(self.sampler, jumps, self.finest_d))
