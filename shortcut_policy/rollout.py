@@ -156,7 +156,9 @@ def rollout(cfg: DictConfig) -> dict[str, Any] | None:
     table = markdown_table(rows)
     write_json(out_dir / "report.json", report)
     (out_dir / "report.md").write_text(table + "\n")
-    title = f"{cfg.task.name}, {policy.objective.name}, train step {policy.meta.get('step')}"
+    sampler = getattr(policy.objective, "sampler", None)
+    method = policy.objective.name + (f" ({sampler})" if sampler else "")
+    title = f"{cfg.task.name}, {method}, train step {policy.meta.get('step')}"
     plot_success_vs_latency(out_dir / "success_vs_latency.png", rows, title)
     print(table)
     print(f"[rollout] report in {out_dir}")
