@@ -139,3 +139,18 @@ def test_given_noise_fixes_the_chunk_and_is_checked(run_dir):
         policy.predict_action_chunk(batch, noise=noise[:, 0])
     with pytest.raises(ValueError, match="noise contains NaN"):
         policy.predict_action_chunk(batch, noise=np.full_like(noise, np.nan))
+
+
+def test_a_chosen_sampler_changes_the_chunk_and_is_saved_with_the_policy(run_dir, tmp_path):
+    batch = {"pos": np.random.default_rng(0).normal(size=(3, 2, 2)).astype(np.float32)}
+    noise = np.random.default_rng(1).normal(size=(3, 8, 2)).astype(np.float32)
+    jumps = ShortcutPolicy.from_pretrained(run_dir, device="cpu", steps=4)
+    euler = ShortcutPolicy.from_pretrained(run_dir, device="cpu", steps=4, sampler="euler")
+    assert jumps.objective.sampler == "jumps" and euler.objective.sampler == "euler"
+    first = euler.predict_action_chunk(batch, noise=noise)
+    assert not np.allclose(first, jumps.predict_action_chunk(batch, noise=noise))
+    again = ShortcutPolicy.from_pretrained(euler.save_pretrained(tmp_path / "p").parent)
+    assert again.objective.sampler == "euler"  # the saved default
+    np.testing.assert_array_equal(first, again.predict_action_chunk(batch, 4, noise=noise))
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        ShortcutPolicy.from_pretrained(run_dir, device="cpu", sampler="heun")
