@@ -151,7 +151,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--samplers", nargs="+", default=["jumps"], choices=SAMPLERS)
     parser.add_argument("--parallel", type=int, default=2)
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     unknown = sorted(set(args.variants) - set(VARIANTS))
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {sorted(VARIANTS)}")
