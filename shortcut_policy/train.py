@@ -97,7 +97,9 @@ def resolved_precision(precision: str, device: torch.device) -> str:
     if precision != "auto":
         return precision
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        # Emulated bf16 (pre-Ampere) counts as supported by default and is slower than fp32.
+        native = torch.cuda.is_bf16_supported(including_emulation=False)
+        return "bf16" if native else "fp32"
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
@@ -237,12 +239,11 @@ def train(cfg: DictConfig) -> Run:
     show = cfg.logging.progress and rank.is_main
     bar = tqdm(total=total, initial=run.step, disable=not show, desc="train")
     batches = iter(loader)
-    busy, last_step = 0.0, run.step  # seconds spent loading and training since the last log
+    # Steps and seconds of loading and training since the last log (no validation or rollouts).
+    window_start, last_step = time.perf_counter(), run.step
     while run.step < total:
         run.model.train()
-        start = time.perf_counter()
         step_metrics = train_step(run, to_device(next(batches), run.device))
-        busy += time.perf_counter() - start
         bar.update(1)
         validate = periodic(run.step, cfg.val_every, total)
         rollouts = periodic(run.step, cfg.eval_every, total) and cfg.task.get("evaluator")
@@ -254,8 +255,9 @@ def train(cfg: DictConfig) -> Run:
         lr = run.optimizer.param_groups[0]["lr"]
         metrics = {**logged(run, step_metrics), "lr": lr}  # every rank reaches this step
         bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{lr:.1e}")
-        metrics["steps_per_s"] = (run.step - last_step) / busy  # excludes val and eval
-        busy, last_step = 0.0, run.step
+        if run.device.type == "cuda":  # the queued steps must finish before they are timed
+            torch.cuda.synchronize(run.device)
+        metrics["steps_per_s"] = (run.step - last_step) / (time.perf_counter() - window_start)
         # Validation and rollouts run on rank 0 while the others wait at the next all-reduce
         # (for at most distributed.timeout_s).
         if rank.is_main and validate:
@@ -265,6 +267,7 @@ def train(cfg: DictConfig) -> Run:
         logger.log(run.step, metrics)
         if checkpoint:
             save_run(run, extra={"rank_digests": synced_weight_digests(run)})
+        window_start, last_step = time.perf_counter(), run.step
     save_run(run, label="last", extra={"rank_digests": synced_weight_digests(run)})
     bar.close()
     logger.close()

@@ -161,7 +161,10 @@ class DiT(nn.Module):
             raise ValueError(f"DiT expects images (B, {expected}), got {tuple(x.shape)}")
         if labels.dtype != torch.long or labels.shape != x.shape[:1]:
             raise ValueError(f"labels must be int64 of shape ({x.shape[0]},), got {labels.dtype}")
-        if labels.numel() and (labels.min() < 0 or labels.max() > self.num_classes):
+        # The range is read on the host only where that is free: on a GPU it would block every
+        # forward pass, and an out-of-range label there fails in the embedding lookup anyway.
+        on_host = labels.device.type == "cpu"
+        if on_host and labels.numel() and (labels.min() < 0 or labels.max() > self.num_classes):
             raise ValueError(
                 f"class label out of range: got {labels.min().item()}..{labels.max().item()}, "
                 f"expected 0..{self.num_classes - 1} (or {self.num_classes}, the null label)"

@@ -79,8 +79,9 @@ class DDPM:
         return t, torch.full_like(t, 1.0 / self.train_steps)
 
     def _abar(self, k: torch.Tensor | int, like: torch.Tensor) -> torch.Tensor:
-        abar = self.alphas_cumprod.to(like.device)[k]
-        return abar.to(like.dtype)
+        if self.alphas_cumprod.device != like.device:  # moved once, not copied every pass
+            self.alphas_cumprod = self.alphas_cumprod.to(like.device)
+        return self.alphas_cumprod[k].to(like.dtype)
 
     def budget(self, steps: object = None) -> int:
         """``steps`` checked (an integer in ``[1, train_steps]``; None: ``default_steps``)."""

@@ -29,8 +29,10 @@ def guided_rows(
     ``net`` must have ``null_condition(cond)`` (a class-conditional network); the unconditional
     velocity is computed for the guided rows only.
     """
+    if scale == 1.0:  # before nonzero(), which blocks the host on a GPU
+        return v
     rows = (d <= finest_d * 1.0001).nonzero().squeeze(1)
-    if scale == 1.0 or not len(rows):
+    if not len(rows):
         return v
     null_condition = getattr(net, "null_condition", None)  # an optional network capability
     if null_condition is None:

@@ -17,8 +17,15 @@ def ema_decay_at(step: int, max_decay: float) -> float:
 
 @torch.no_grad()
 def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """``ema = decay * ema + (1 - decay) * model`` for parameters; buffers are copied."""
-    for ema_p, p in zip(ema.parameters(), model.parameters(), strict=True):
-        ema_p.lerp_(p.detach(), 1.0 - decay)
-    for ema_b, b in zip(ema.buffers(), model.buffers(), strict=True):
-        ema_b.copy_(b)
+    """``ema = decay * ema + (1 - decay) * model`` for parameters; buffers are copied.
+
+    One fused call per list (``torch._foreach_*``): on a GPU, a loop over parameters would
+    launch a few hundred tiny kernels every step.
+    """
+    ema_params, params = list(ema.parameters()), list(model.parameters())
+    if len(ema_params) != len(params):
+        raise ValueError(f"EMA has {len(ema_params)} parameters, the model {len(params)}")
+    torch._foreach_lerp_(ema_params, [p.detach() for p in params], 1.0 - decay)
+    ema_buffers, buffers = list(ema.buffers()), list(model.buffers())
+    if ema_buffers:
+        torch._foreach_copy_(ema_buffers, buffers)
