@@ -225,6 +225,8 @@ def train(cfg: DictConfig) -> Run:
         batch_sampler=sampler,
         num_workers=cfg.train.num_workers,
         persistent_workers=cfg.train.num_workers > 0,
+        # Page-locked batches let to_device's non_blocking copy overlap the previous step.
+        pin_memory=run.device.type == "cuda",
         # Its own generator: worker seeds must not consume the global RNG, or a resumed run
         # would draw different noise than an uninterrupted one.
         generator=torch.Generator().manual_seed(cfg.seed + run.step),

@@ -23,7 +23,9 @@ class GraphedChunks:
                 f"cuda_graph=True needs a CUDA device, but the policy is on {device}; "
                 "drop cuda_graph or load the policy with device='cuda'"
             )
-        self.network, self.objective = network, objective
+        if device.index is None:  # "cuda" means the current GPU; tensors name its index
+            device = torch.device("cuda", torch.cuda.current_device())
+        self.network, self.objective, self.device = network, objective, device
         self.graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, dict, torch.Tensor, torch.Tensor]] = {}
 
     @torch.inference_mode()
@@ -32,6 +34,15 @@ class GraphedChunks:
     ) -> torch.Tensor:
         """Observations ``{key: (B, n_obs_steps, *shape)}`` and ``noise`` ``(B, H, Da)`` on the
         device -> actions ``(B, H, Da)`` in data units (a copy; the graph's output is reused)."""
+        # A graph replays on the device it was captured on: inputs from another device would
+        # be copied in, but its kernels would not see them there, and the actions come back
+        # stale. Refuse rather than answer wrongly.
+        for name, value in [*obs.items(), ("noise", noise)]:
+            if value.device != self.device:
+                raise ValueError(
+                    f"{name} is on {value.device}, but this policy's CUDA graphs run on "
+                    f"{self.device}: move the inputs there (or load the policy on {value.device})"
+                )
         key = (steps, noise.shape[0], tuple((k, v.dtype) for k, v in obs.items()))
         if key not in self.graphs:
             self.graphs[key] = self._capture(obs, noise, steps)

@@ -171,14 +171,16 @@ def trace(policy: ShortcutPolicy, steps: int, opset: int | None) -> Any:
     require("onnxscript")
     # Batch 2, not 1: torch.export would specialize a size-1 axis to a constant.
     obs, noise = example_inputs(policy, batch=2)
-    obs = {key: torch.as_tensor(value) for key, value in obs.items()}
+    # On the policy's device: a policy loaded on a GPU traces there (CPU inputs would not meet
+    # its weights).
+    obs = {key: torch.as_tensor(value, device=policy.device) for key, value in obs.items()}
     batch = torch.export.Dim("batch", min=1)
     dynamic = {"obs": {key: {0: batch} for key in obs}, "noise": {0: batch}}
     graph = ChunkGraph(policy, steps).eval()
     with torch.no_grad(), quiet_exporter():
         program = torch.onnx.export(
             graph,
-            (obs, torch.as_tensor(noise)),
+            (obs, torch.as_tensor(noise, device=policy.device)),
             dynamo=True,
             input_names=[*obs, "noise"],
             output_names=["action"],

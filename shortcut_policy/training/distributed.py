@@ -79,6 +79,9 @@ def start(device_name: str, timeout_s: float) -> tuple[Rank, torch.device]:
         dist.init_process_group(
             backend="nccl" if device.type == "cuda" else "gloo",
             timeout=timedelta(seconds=timeout_s),
+            # Binds NCCL's communicator to this rank's GPU now, instead of guessing it (and
+            # warning) at the first collective.
+            device_id=device if device.type == "cuda" else None,
         )
     return rank, device
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from shortcut_policy import ShortcutPolicy
 from shortcut_policy.deploy.auto_budget import (
@@ -91,3 +92,26 @@ def test_cuda_graphs_on_a_cpu_policy_are_refused_by_name():
         ValueError, match="cuda_graph=True needs a CUDA device, but the policy is on cpu"
     ):
         ShortcutPolicy.from_pretrained(SHIPPED, "cpu", cuda_graph=True)
+
+
+class StandInGraph:
+    """Stands in for a captured CUDA graph: counts replays."""
+
+    def __init__(self):
+        self.replays = 0
+
+    def replay(self):
+        self.replays += 1
+
+
+def test_a_cuda_graph_refuses_inputs_from_another_device():
+    from shortcut_policy.deploy.cuda_graph import GraphedChunks
+
+    graphed = object.__new__(GraphedChunks)  # as __init__ would leave it, without a GPU
+    graph = StandInGraph()
+    graphed.device, graphed.graphs = torch.device("cuda", 0), {}
+    graphed._capture = lambda obs, noise, steps: (graph, {}, noise, noise)
+    obs, noise = {"state": torch.zeros(1, 2, 5)}, torch.zeros(1, 16, 2)  # on the CPU
+    with pytest.raises(ValueError, match="state is on cpu, but this policy's CUDA graphs run"):
+        graphed(obs, noise, 1)
+    assert graph.replays == 0 and not graphed.graphs  # nothing replayed, nothing captured
