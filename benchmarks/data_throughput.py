@@ -1,6 +1,7 @@
 """Training-data throughput: samples per second from the store, with and without camera frames.
 
     python benchmarks/data_throughput.py --tasks push_t push_t_image --workers 0 1 2
+    python benchmarks/data_throughput.py --tasks push_t --device-data   # + the set in memory
 
 For each task and number of loader worker processes, times ``--batches`` batches of
 ``--batch-size`` windows drawn in training order (after ``--warmup`` batches), and, for
@@ -23,6 +24,7 @@ from shortcut_policy.models import build_network
 from shortcut_policy.objectives import build_objective
 from shortcut_policy.tasks import CONFIG_DIR, load_task_data
 from shortcut_policy.training.batches import StepBatchSampler
+from shortcut_policy.training.device_batches import DeviceBatches
 from shortcut_policy.training.loss_module import ObjectiveLoss
 
 
@@ -36,6 +38,19 @@ def loader_rate(dataset, batch_size: int, workers: int, batches: int, warmup: in
     sampler = StepBatchSampler(len(dataset), batch_size, seed=0)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers)
     stream = iter(loader)
+    for _ in range(warmup):
+        next(stream)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(stream)
+    return batches * batch_size / (time.perf_counter() - start)
+
+
+def device_rate(dataset, batch_size: int, batches: int, warmup: int) -> float:
+    """Samples per second drawn from the set stacked in (here: CPU) memory, as
+    ``train.device_data=true`` draws them; the one-off stacking is not counted."""
+    sampler = StepBatchSampler(len(dataset), batch_size, seed=0)
+    stream = iter(DeviceBatches(dataset, sampler, torch.device("cpu")))
     for _ in range(warmup):
         next(stream)
     start = time.perf_counter()
@@ -70,6 +85,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--train-steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device-data", action="store_true", help="also train.device_data")
     parser.add_argument("--out", default="docs/results/data_throughput.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -81,6 +97,9 @@ def main() -> None:
         for workers in args.workers:
             rate = loader_rate(data.train, args.batch_size, workers, args.batches, args.warmup)
             row[f"loader_samples_per_s@{workers}_workers"] = round(rate, 1)
+        if args.device_data:
+            rate = device_rate(data.train, args.batch_size, args.batches, args.warmup)
+            row["device_data_samples_per_s"] = round(rate, 1)
         rate = train_step_rate(cfg, data, args.batch_size, args.train_steps)
         row["train_step_samples_per_s"] = round(rate, 1)
         row["model"] = cfg.model.name

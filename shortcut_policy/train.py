@@ -31,6 +31,7 @@ from shortcut_policy.objectives import build_objective
 from shortcut_policy.tasks import CONFIG_DIR, TaskData, check_env_observations, load_task_data
 from shortcut_policy.training import distributed
 from shortcut_policy.training.batches import StepBatchSampler
+from shortcut_policy.training.device_batches import DeviceBatches, stacked_bytes
 from shortcut_policy.training.distributed import Rank
 from shortcut_policy.training.ema import ema_decay_at, update_ema
 from shortcut_policy.training.logger import MetricLogger
@@ -207,6 +208,29 @@ def evaluate(run: Run) -> dict[str, float]:
     return metrics
 
 
+def training_batches(run: Run, sampler: StepBatchSampler) -> Any:
+    """This rank's batches in step order: from device memory (``train.device_data``) or a
+    loader (``train.num_workers`` processes; pinned memory on a GPU)."""
+    cfg = run.cfg
+    if cfg.train.device_data:
+        batches = DeviceBatches(run.data.train, sampler, run.device)
+        if run.rank.is_main:
+            size_mb = stacked_bytes(batches.windows) / 1e6
+            print(f"[train] training set on {run.device}: {size_mb:.1f} MB")
+        return batches
+    return DataLoader(
+        run.data.train,
+        batch_sampler=sampler,
+        num_workers=cfg.train.num_workers,
+        persistent_workers=cfg.train.num_workers > 0,
+        # Page-locked batches let to_device's non_blocking copy overlap the previous step.
+        pin_memory=run.device.type == "cuda",
+        # Its own generator: worker seeds must not consume the global RNG, or a resumed run
+        # would draw different noise than an uninterrupted one.
+        generator=torch.Generator().manual_seed(cfg.seed + run.step),
+    )
+
+
 def periodic(step: int, every: int, last: int) -> bool:
     return every > 0 and (step % every == 0 or step == last)
 
@@ -220,17 +244,7 @@ def train(cfg: DictConfig) -> Run:
     sampler = StepBatchSampler(
         len(run.data.train), cfg.train.batch_size, cfg.seed, run.step, rank.rank, rank.world
     )
-    loader = DataLoader(
-        run.data.train,
-        batch_sampler=sampler,
-        num_workers=cfg.train.num_workers,
-        persistent_workers=cfg.train.num_workers > 0,
-        # Page-locked batches let to_device's non_blocking copy overlap the previous step.
-        pin_memory=run.device.type == "cuda",
-        # Its own generator: worker seeds must not consume the global RNG, or a resumed run
-        # would draw different noise than an uninterrupted one.
-        generator=torch.Generator().manual_seed(cfg.seed + run.step),
-    )
+    loader = training_batches(run, sampler)
     logger = MetricLogger(
         run.run_dir,
         cfg.logging.mode,

@@ -88,6 +88,7 @@ SETTINGS: dict[str, Setting] = {
     "train.grad_clip": Setting("float", 1e-12),
     "train.ema_decay": Setting("float", 0.0, 1.0, high_open=True),
     "train.num_workers": Setting("int", 0),
+    "train.device_data": Setting("bool"),
     "train.precision": Setting("choice", choices=("auto", "fp32", "bf16")),
     "distributed.timeout_s": Setting("float", 1.0),
     "val_every": Setting("int", 0),
