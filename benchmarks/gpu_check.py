@@ -45,15 +45,17 @@ def chunk_figures(device: str, graph: bool, budgets: list[int], calls: int) -> d
     return rows
 
 
-def training_speed(device: str, steps: int) -> dict:
-    """Steps per second of a short bf16 Push-T training run (unet_small, batch 256)."""
+def training_speed(device: str, steps: int, model: str = "unet_small", on_device: bool = False):
+    """Steps per second of a short bf16 Push-T training run (batch 256); ``on_device``: the
+    training set in device memory (``train.device_data=true``) instead of a loader."""
     with tempfile.TemporaryDirectory() as tmp:
         command = [
             sys.executable,
             "-m",
             "shortcut_policy.train",
             "task=push_t",
-            "model=unet_small",
+            f"model={model}",
+            f"train.device_data={str(on_device).lower()}",
             f"device={device}",
             "train.precision=bf16",
             f"train.steps={steps}",
@@ -68,7 +70,13 @@ def training_speed(device: str, steps: int) -> dict:
         subprocess.run(command, cwd=ROOT, check=True)
         lines = Path(tmp, "run", "metrics.jsonl").read_text().splitlines()
         speeds = [json.loads(line)["steps_per_s"] for line in lines if "steps_per_s" in line]
-    return {"steps": steps, "steps_per_s_last": speeds[-1], "wall_s": time.time() - start}
+    return {
+        "model": model,
+        "device_data": on_device,
+        "steps": steps,
+        "steps_per_s_last": speeds[-1],
+        "wall_s": time.time() - start,
+    }
 
 
 def main() -> None:
@@ -92,7 +100,13 @@ def main() -> None:
     print(json.dumps(report, indent=1), flush=True)
     # CUDA graphs exist only on CUDA; the smoke run on a CPU says so instead of timing them.
     report["graph"] = chunk_figures(args.device, True, [1, 8, 128], calls) if cuda else None
-    report["train_bf16"] = training_speed(args.device, train_steps)
+    # Diffusion Policy's network size only where there is a GPU to train it.
+    models = ["unet_small", "unet_dp"] if cuda else ["unet_small"]
+    report["train_bf16"] = [
+        training_speed(args.device, train_steps, model, on_device)
+        for model in models
+        for on_device in (False, True)
+    ]
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
 
