@@ -38,6 +38,14 @@ VARIANTS: dict[str, list[str]] = {
         "objective.flow_share=0.5",
         "objective.norm_p=0",
     ],
+    # The same with an eighth of the batch on the whole path (t = 0, d = 1): the 1-pass jump.
+    "split_full": [
+        "objective=meanflow",
+        "objective.consistency=split",
+        "objective.flow_share=0.5",
+        "objective.norm_p=0",
+        "objective.full_share=0.125",
+    ],
     # MeanFlow's derivative by a central finite difference (Transition Models).
     "difference": [
         "objective=meanflow",

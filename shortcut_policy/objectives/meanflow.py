@@ -95,6 +95,9 @@ class MeanFlow:
     Attributes:
         finest_steps: M; intervals are at least ``1/M`` long and budgets go up to ``M``.
         flow_share: share of rows with ``r = t`` (the paper's best: 75%).
+        full_share: share of rows (the last of the batch) that span the whole path, ``t = 0``
+            and ``d = 1``: the one-pass jump a robot takes, which two random times rarely
+            span (Transition Models train ~10% of such rows).
         time_mu, time_sigma: the logit-normal both times are drawn from (then sorted). The
             paper's location -0.4 is on its reversed time axis (1 = noise), +0.4 here; that
             rarely visits the noise end, where a policy chooses between modes, so 0 here.
@@ -116,6 +119,7 @@ class MeanFlow:
 
     finest_steps: int = 128
     flow_share: float = 0.75
+    full_share: float = 0.0
     time_mu: float = 0.0
     time_sigma: float = 1.0
     norm_p: float = 1.0
@@ -133,6 +137,11 @@ class MeanFlow:
             raise ValueError(f"finest_steps must be >= 1, got {self.finest_steps}")
         if not 0.0 <= self.flow_share <= 1.0:
             raise ValueError(f"flow_share must lie in [0, 1], got {self.flow_share}")
+        if not 0.0 <= self.full_share <= 1.0 - self.flow_share:
+            raise ValueError(
+                f"full_share must lie in [0, 1 - flow_share = {1.0 - self.flow_share:g}], "
+                f"got {self.full_share}"
+            )
         if self.time_sigma <= 0 or self.norm_eps <= 0 or self.norm_p < 0:
             raise ValueError("time_sigma and norm_eps must be > 0 and norm_p >= 0")
         if self.tangent not in TANGENTS:
@@ -160,12 +169,17 @@ class MeanFlow:
     def intervals(self, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Start times ``t`` and lengths ``d`` ``(B,)``: ``d`` in ``[1/M, 1]``, ``t + d <= 1``.
 
-        The first ``round(B * flow_share)`` rows have ``r = t`` (so ``d = 1/M``).
+        The first ``round(B * flow_share)`` rows have ``r = t`` (so ``d = 1/M``); the last
+        ``round(B * full_share)`` rows span the whole path (``t = 0``, ``d = 1``).
         """
         times = torch.sigmoid(self.time_mu + self.time_sigma * torch.randn(2, batch, device=device))
         start, end = times.min(0).values, times.max(0).values
-        n_flow = round(batch * self.flow_share)
-        end = torch.cat([start[:n_flow], end[n_flow:]])
+        n_flow, n_full = round(batch * self.flow_share), round(batch * self.full_share)
+        n_full = min(n_full, batch - n_flow)
+        start = torch.cat([start[: batch - n_full], torch.zeros(n_full, device=device)])
+        end = torch.cat(
+            [start[:n_flow], end[n_flow : batch - n_full], torch.ones(n_full, device=device)]
+        )
         d = (end - start).clamp(min=self.finest_d)
         return torch.minimum(start, 1.0 - d), d
 

@@ -118,3 +118,14 @@ def test_jvp_free_targets_train_a_real_network(consistency):
 def test_bad_consistency_fields_are_named(field, value, message):
     with pytest.raises(ValueError, match=message):
         MeanFlow(**{field: value})
+
+
+def test_full_share_rows_span_the_whole_path():
+    torch.manual_seed(0)
+    objective = MeanFlow(flow_share=0.5, full_share=0.25)
+    t, d = objective.intervals(16, torch.device("cpu"))
+    assert torch.all(d[:8] == 1 / 128)  # flow rows first
+    assert torch.all(t[12:] == 0) and torch.all(d[12:] == 1)  # then the whole path
+    assert torch.all(d[8:12] < 1) and torch.all(t + d <= 1 + 1e-6)
+    with pytest.raises(ValueError, match="full_share must lie in"):
+        MeanFlow(flow_share=0.75, full_share=0.5)
