@@ -2,6 +2,7 @@
 
     python benchmarks/push_t_headline.py all            # train (or resume), evaluate, time, report
     python benchmarks/push_t_headline.py report         # only rebuild the table and plot
+    python benchmarks/push_t_headline.py all --seeds 0 1 2 --parallel 2   # training seeds
 
 Each stage runs the documented commands, so every figure can also be reproduced by hand:
 
@@ -12,18 +13,30 @@ Each stage runs the documented commands, so every figure can also be reproduced 
    passes, DDPM at 100 (ancestral) and DDIM at 1, 2, 4, 8, 10, 16, MeanFlow at 1 ... 16;
 3. ``benchmarks/latency.py`` on a quiet machine: batch-1 chunk latency per budget;
 4. the table (docs/results/push_t_headline.md) and the plot (docs/media/push_t_headline.png).
+
+With ``--seeds``, each (method, seed) is trained (``seed=S``, resuming), evaluated and written to
+``docs/results/headline_seeds/push_t_<method>_seed<S>.json`` as soon as it exists; a pair already
+written is skipped, so a killed sweep resumes where it stopped. ``--parallel 2`` runs two pairs
+side by side at one thread each. The report gives, per budget, success and score as mean ±
+standard deviation over the seeds and pooled over all their episodes (Wilson interval for
+success, Student's t for the score): ``docs/results/push_t_headline_seeds.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from shortcut_policy.evaluation.stats import mean_interval, wilson_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
+SEED_RESULTS = RESULTS / "headline_seeds"
 METHODS = {
     # 32 and 64 passes add ~40% to the evaluation's CPU time and nothing a robot would use.
     "shortcut": [1, 2, 4, 8, 16, 128],
@@ -47,12 +60,12 @@ SAME_LOOP_AS_SHORTCUT = ("flow", "meanflow")
 TIMED = ("shortcut", "flow", "ddpm")
 
 
-def run_dir(method: str) -> Path:
-    return ROOT / "runs" / "push_t" / f"{method}-unet_small-seed0"
+def run_dir(method: str, seed: int = 0) -> Path:
+    return ROOT / "runs" / "push_t" / f"{method}-unet_small-seed{seed}"
 
 
-def final_checkpoint(method: str) -> Path:
-    return run_dir(method) / "checkpoints" / "step_00004000.safetensors"
+def final_checkpoint(method: str, seed: int = 0) -> Path:
+    return run_dir(method, seed) / "checkpoints" / "step_00004000.safetensors"
 
 
 def run(command: list[str]) -> None:
@@ -60,10 +73,10 @@ def run(command: list[str]) -> None:
     subprocess.run(command, cwd=ROOT, check=True)
 
 
-def train(method: str, threads: int) -> None:
+def train(method: str, threads: int, seed: int = 0) -> None:
     run(
         [sys.executable, "-m", "shortcut_policy.train", "task=push_t", f"objective={method}"]
-        + ["resume=true", f"threads={threads}", "logging.progress=false"]
+        + ["resume=true", f"threads={threads}", "logging.progress=false", f"seed={seed}"]
     )
 
 
@@ -77,6 +90,102 @@ def evaluate(method: str, workers: int, threads: int) -> None:
     )
     report = json.loads((out / "report.json").read_text())
     (RESULTS / f"push_t_{method}_rollout.json").write_text(json.dumps(report, indent=2))
+
+
+def seed_json(method: str, seed: int) -> Path:
+    return SEED_RESULTS / f"push_t_{method}_seed{seed}.json"
+
+
+def train_and_evaluate(method: str, seed: int, workers: int, threads: int) -> None:
+    """One (method, training seed): train or resume, roll out, write its JSON (skipped when
+    the JSON exists: the pair is done)."""
+    if seed_json(method, seed).is_file():
+        return
+    train(method, threads, seed)
+    out = ROOT / "runs" / "rollout" / "headline_seeds" / f"{method}-seed{seed}"
+    steps = ",".join(str(s) for s in METHODS[method] if s != 128)  # 128: 90% of the time
+    run(
+        [sys.executable, "-m", "shortcut_policy.rollout"]
+        + [f"checkpoint={final_checkpoint(method, seed)}", f"steps=[{steps}]", "n_episodes=100"]
+        + [f"workers={workers}", f"threads={threads}", "latency_calls=20", "progress=false"]
+        + [f"out_dir={out}"]
+    )
+    report = json.loads((out / "report.json").read_text())
+    SEED_RESULTS.mkdir(parents=True, exist_ok=True)
+    seed_json(method, seed).write_text(json.dumps({"train_seed": seed, **report}, indent=2))
+
+
+def seed_rows(seeds: list[int]) -> list[dict]:
+    """Per (method, budget) over the seeds whose JSON exists: success and score, mean ±
+    standard deviation over seeds, and pooled over every episode with a 95% interval."""
+    rows = []
+    for method in METHODS:
+        reports = [
+            json.loads(seed_json(method, s).read_text())
+            for s in seeds
+            if seed_json(method, s).is_file()
+        ]
+        for steps in METHODS[method]:
+            budgets = [b for r in reports for b in r["budgets"] if b["steps"] == steps]
+            if not budgets:
+                continue
+            rates = [b["success_rate"] for b in budgets]
+            means = [b["mean_score"] for b in budgets]
+            scores = [e["score"] for b in budgets for e in b["episodes"]]
+            wins, n = sum(b["successes"] for b in budgets), sum(b["n_episodes"] for b in budgets)
+            rows.append(
+                {
+                    "method": method,
+                    "steps": steps,
+                    "seeds": [r["train_seed"] for r in reports],
+                    "success_mean": statistics.fmean(rates),
+                    "success_std": statistics.stdev(rates) if len(rates) > 1 else 0.0,
+                    "success_pooled": wins / n,
+                    "success_pooled_ci95": wilson_interval(wins, n),
+                    "score_mean": statistics.fmean(means),
+                    "score_std": statistics.stdev(means) if len(means) > 1 else 0.0,
+                    "score_pooled_ci95": mean_interval(scores)[1:],
+                    "episodes": n,
+                }
+            )
+    return rows
+
+
+def seeds_markdown(rows: list[dict]) -> str:
+    lines = [
+        "| method | passes | seeds | success mean ± sd | success pooled [95% CI] "
+        "| score mean ± sd | score pooled [95% CI] |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        low, high = r["success_pooled_ci95"]
+        s_low, s_high = r["score_pooled_ci95"]
+        lines.append(
+            f"| {LABELS[r['method']]} | {budget_name(r['method'], r['steps'])} "
+            f"| {len(r['seeds'])} | {r['success_mean']:.2f} ± {r['success_std']:.2f} "
+            f"| {r['success_pooled']:.2f} [{low:.2f}, {high:.2f}] "
+            f"| {r['score_mean']:.3f} ± {r['score_std']:.3f} "
+            f"| [{s_low:.3f}, {s_high:.3f}] |"
+        )
+    return "\n".join(lines)
+
+
+def seeds(args: argparse.Namespace) -> None:
+    """The ``--seeds`` sweep: every (method, seed) pair, ``--parallel`` at a time, then the
+    aggregated table."""
+    if args.stage in ("all", "train", "evaluate"):
+        pairs = [(m, s) for s in args.seeds for m in args.methods]
+        threads = 1 if args.parallel > 1 else args.threads
+        workers = max(1, args.workers // args.parallel)
+        with ThreadPoolExecutor(args.parallel) as pool:
+            jobs = [pool.submit(train_and_evaluate, m, s, workers, threads) for m, s in pairs]
+            for job in jobs:
+                job.result()  # a failed pair stops the sweep with its error
+    rows = seed_rows(args.seeds)
+    table = seeds_markdown(rows)
+    (RESULTS / "push_t_headline_seeds.md").write_text(table + "\n")
+    (RESULTS / "push_t_headline_seeds.json").write_text(json.dumps(rows, indent=2) + "\n")
+    print(table)
 
 
 def time_latency(threads: int) -> None:
@@ -185,7 +294,12 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--workers", type=int, default=16, help="environment processes")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seeds", type=int, nargs="+", help="training seeds (the sweep)")
+    parser.add_argument("--parallel", type=int, default=1, help="pairs run side by side")
     args = parser.parse_args()
+    if args.seeds:
+        seeds(args)
+        return
     if args.stage in ("all", "train"):
         for method in args.methods:
             train(method, args.threads)
