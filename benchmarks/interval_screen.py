@@ -9,7 +9,8 @@ Every variant trains ``unet_small`` on the same 200 demonstrations (seeds 0-199)
 batch 256, lr 5e-4, bf16 and one torch thread (two runs side by side on two cores), for
 ``--steps`` steps. Each final EMA checkpoint is rolled out on seeds 100000+ at 1, 2, 4 and 8
 passes with each of the variant's ``--samplers``. Runs resume from their checkpoints after a
-kill. One training seed: the table screens, it does not rank.
+kill (their logs: ``runs/ablation/<variant>.log``). One training seed: the table screens, it
+does not rank. Results: docs/RESULTS.md, "One network at every budget".
 """
 
 from __future__ import annotations
