@@ -43,6 +43,17 @@ METHODS = {
     "flow": [1, 2, 4, 8, 16, 32, 64, 128],
     "ddpm": [1, 2, 4, 8, 10, 16, 100],
     "meanflow": [1, 2, 4, 8, 16],
+    "shortcut_smooth": [1, 2, 4, 8, 16],
+}
+# Methods that are an objective plus options (the finalist of "One network at every budget":
+# shortcut with t and d embedded smoothly and a consistency batch every 8th row).
+OVERRIDES = {
+    "shortcut_smooth": [
+        "objective=shortcut",
+        "objective.consistency_every=8",
+        "+model.time_scale=1",
+        "+model.step_embedding=length",
+    ],
 }
 # Flow matching is timed at the small budgets only: at N passes it runs the same network and
 # integration loop as shortcut at N passes, so the large budgets would repeat those timings.
@@ -52,6 +63,7 @@ LABELS = {
     "flow": "flow matching",
     "ddpm": "DDIM / DDPM-100",
     "meanflow": "MeanFlow",
+    "shortcut_smooth": "shortcut, smooth t and d, K = 8",
 }
 # These run the same network and integration loop as shortcut at N passes, so where they are
 # not timed themselves shortcut's figure stands in. MeanFlow is not timed at all: its loop is
@@ -62,6 +74,10 @@ TIMED = ("shortcut", "flow", "ddpm")
 
 def run_dir(method: str, seed: int = 0) -> Path:
     return ROOT / "runs" / "push_t" / f"{method}-unet_small-seed{seed}"
+
+
+def objective_args(method: str) -> list[str]:
+    return OVERRIDES.get(method, [f"objective={method}"])
 
 
 def final_checkpoint(method: str, seed: int = 0) -> Path:
@@ -75,8 +91,9 @@ def run(command: list[str]) -> None:
 
 def train(method: str, threads: int, seed: int = 0) -> None:
     run(
-        [sys.executable, "-m", "shortcut_policy.train", "task=push_t", f"objective={method}"]
+        [sys.executable, "-m", "shortcut_policy.train", "task=push_t", *objective_args(method)]
         + ["resume=true", f"threads={threads}", "logging.progress=false", f"seed={seed}"]
+        + ["train.precision=bf16", f"run_dir={run_dir(method, seed)}"]
     )
 
 
@@ -210,7 +227,10 @@ def headline_rows() -> list[dict]:
     timed = {(r["objective"], r["steps"]): r for r in latency["rows"]}
     rows = []
     for method in METHODS:
-        report = json.loads((RESULTS / f"push_t_{method}_rollout.json").read_text())
+        path = RESULTS / f"push_t_{method}_rollout.json"
+        if not path.is_file():  # a method measured only in the seed sweep
+            continue
+        report = json.loads(path.read_text())
         for budget in report["budgets"]:
             t = timed.get((method, budget["steps"]))
             # Where a same-loop method was not timed itself, shortcut's figure stands in
@@ -260,7 +280,7 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=130)
-    for method, marker in zip(METHODS, "osD^", strict=True):
+    for method, marker in zip(METHODS, "osD^v", strict=True):
         mine = [r for r in rows if r["method"] == method and r["latency_ms"] is not None]
         x = [r["latency_ms"] for r in mine]
         y = [r["success"] for r in mine]
