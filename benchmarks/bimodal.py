@@ -21,9 +21,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shortcut_policy.checkpoint import latest_checkpoint
+from shortcut_policy.checkpoints.files import latest_checkpoint
 from shortcut_policy.evaluation.evaluators import evaluate_bimodal
-from shortcut_policy.pretrained import load_policy_network
+from shortcut_policy.policy.pretrained import load_policy_network
 
 BUDGETS = {
     "shortcut": [1, 2, 4, 8, 128],

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from shortcut_policy.checkpoint import CheckpointError
+from shortcut_policy.checkpoints.files import CheckpointError
 from shortcut_policy.data.replay_buffer import DatasetError
 from shortcut_policy.extras import MissingExtra
 from shortcut_policy.objectives.sampling import BudgetError

@@ -24,7 +24,7 @@ from shortcut_policy.evaluation.image_samples import (
     save_grid,
 )
 from shortcut_policy.policy import resolve_policy_path
-from shortcut_policy.pretrained import load_policy_network
+from shortcut_policy.policy.pretrained import load_policy_network
 from shortcut_policy.tasks import load_task_data
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from shortcut_policy.checkpoint import NoCheckpoint
+from shortcut_policy.checkpoints.files import NoCheckpoint
 from shortcut_policy.data.dataset import SequenceDataset, split_episodes
 from shortcut_policy.data.images import ImageDataset, read_image_store
 from shortcut_policy.data.normalizer import RangeNormalizer

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from shortcut_policy.checkpoint import load_checkpoint, read_meta
+from shortcut_policy.checkpoints.files import load_checkpoint, read_meta
 from shortcut_policy.data.bimodal import make_bimodal_store
 from shortcut_policy.train import train
 from tests.conftest import make_config

@@ -162,7 +162,7 @@ def test_non_finite_actions_fail_only_their_episode(push_t_policy_dir):
     def nan_for_huge_state(batch, steps=None):
         chunk = real(batch, steps)
         chunk[batch["state"][:, -1, 0] > 1e6] = np.nan  # as a blown-up network would give
-        from shortcut_policy.obs_check import finite_actions
+        from shortcut_policy.policy.obs_check import finite_actions
 
         return finite_actions(chunk)
 
@@ -193,7 +193,7 @@ def test_training_evaluates_in_the_simulator_and_keeps_best_and_last(tmp_path):
         json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     ]
     assert all("eval/score@1" in row and "eval/success@1" in row for row in rows)
-    from shortcut_policy.checkpoint import read_meta
+    from shortcut_policy.checkpoints.files import read_meta
 
     best = read_meta(tmp_path / "run" / "checkpoints" / "best.safetensors")
     last = read_meta(tmp_path / "run" / "checkpoints" / "last.safetensors")

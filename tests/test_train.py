@@ -5,9 +5,9 @@ import pytest
 import torch
 from hydra.errors import MissingConfigException
 
-from shortcut_policy.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from shortcut_policy.checkpoints.files import CheckpointError, latest_checkpoint, load_checkpoint
 from shortcut_policy.data.replay_buffer import DatasetError
-from shortcut_policy.pretrained import load_policy_network
+from shortcut_policy.policy.pretrained import load_policy_network
 from shortcut_policy.train import train
 from tests.conftest import make_config, quick_run
 
@@ -235,7 +235,7 @@ def test_auto_precision_is_bf16_only_where_the_cpu_has_it(tmp_path, monkeypatch,
 
 def test_checkpoint_from_before_the_recipe_fields_resumes_only_as_it_was_trained(tmp_path):
     """A config saved without ``coarse_share`` / ``teacher_decay`` was trained without them."""
-    from shortcut_policy.checkpoint import save_checkpoint
+    from shortcut_policy.checkpoints.files import save_checkpoint
 
     old = ["objective.consistency_every=8", "objective.ema_teacher=true"]
     train(tiny_config(tmp_path, "train.steps=6", *old, "objective.coarse_share=0.0"))

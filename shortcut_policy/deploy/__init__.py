@@ -1,2 +1,2 @@
-"""Running a trained policy outside training: a server and its client, non-blocking chunks,
-deadline-aware budgets, and an exported graph."""
+"""A trained policy outside this process: a policy server and its client over websockets
+(``server``, ``client``, ``wire``) and an exported ONNX graph (``onnx_export``)."""

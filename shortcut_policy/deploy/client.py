@@ -23,11 +23,11 @@ import numpy as np
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import ClientConnection, connect
 
-from shortcut_policy.chunk_buffer import ChunkBuffer
 from shortcut_policy.deploy import wire
-from shortcut_policy.deploy.async_chunks import AsyncChunks
 from shortcut_policy.objectives.sampling import BudgetError, step_budget
-from shortcut_policy.obs_check import ObservationCheck
+from shortcut_policy.policy.async_chunks import AsyncChunks
+from shortcut_policy.policy.chunk_buffer import ChunkBuffer
+from shortcut_policy.policy.obs_check import ObservationCheck
 
 ERRORS = {"BudgetError": BudgetError, "ValueError": ValueError, "WireError": ValueError}
 

@@ -37,8 +37,8 @@ from shortcut_policy import extras
 from shortcut_policy.atomic import staged
 from shortcut_policy.data.obs_space import RGB
 from shortcut_policy.objectives.sampling import BudgetError
-from shortcut_policy.obs_check import ObservationCheck, checked_noise, finite_actions
 from shortcut_policy.policy import ShortcutPolicy
+from shortcut_policy.policy.obs_check import ObservationCheck, checked_noise, finite_actions
 from shortcut_policy.training.settings import ConfigError
 
 METADATA_KEY = "shortcut_policy"

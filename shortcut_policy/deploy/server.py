@@ -23,11 +23,11 @@ import numpy as np
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from shortcut_policy.chunk_buffer import ChunkBuffer
 from shortcut_policy.deploy import wire
-from shortcut_policy.deploy.auto_budget import candidate_budgets, largest_budget
 from shortcut_policy.objectives.sampling import BudgetError
 from shortcut_policy.policy import ShortcutPolicy
+from shortcut_policy.policy.auto_budget import candidate_budgets, largest_budget
+from shortcut_policy.policy.chunk_buffer import ChunkBuffer
 
 log = logging.getLogger("shortcut_policy.serve")
 # What a client needs to check and batch observations itself (see obs_check.ObservationCheck).

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from shortcut_policy.chunk_buffer import ChunkBuffer
 from shortcut_policy.evaluation.env_pool import EnvFault, EnvPool
 from shortcut_policy.policy import ShortcutPolicy
+from shortcut_policy.policy.chunk_buffer import ChunkBuffer
 
 
 @dataclass

@@ -10,33 +10,16 @@ device is synchronised around every call so the time covers the whole computatio
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-if TYPE_CHECKING:  # the policy times itself with timed_ms when it picks a budget
+from shortcut_policy.policy.timing import timed_ms
+
+if TYPE_CHECKING:
     from shortcut_policy.policy import ShortcutPolicy
-
-
-def timed_ms(
-    fn: Callable[[], object], device: torch.device, n_calls: int, warmup: int
-) -> np.ndarray:
-    """Milliseconds per call of ``fn`` over ``n_calls`` calls after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(n_calls):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return np.asarray(times) * 1000.0
 
 
 def summarize_ms(times_ms: np.ndarray) -> dict[str, float]:

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from shortcut_policy.atomic import write_text
-from shortcut_policy.checkpoint import (
+from shortcut_policy.checkpoints.files import (
     CheckpointError,
     CorruptCheckpoint,
     checkpoint_path,

@@ -14,7 +14,7 @@ import numbers
 from collections.abc import Mapping
 from typing import Any
 
-from shortcut_policy.checkpoint import CheckpointError
+from shortcut_policy.checkpoints.files import CheckpointError
 
 MAX_DIM = 4096  # any one size: a shape entry, a width, a horizon, a step count
 MAX_ELEMENTS = 1 << 24  # elements of one observation (a 2048 x 2048 x 4 frame)

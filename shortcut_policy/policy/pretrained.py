@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from shortcut_policy.checkpoint import CheckpointError, load_checkpoint, unprefixed
-from shortcut_policy.checkpoint_meta import check_policy_meta
+from shortcut_policy.checkpoints.files import CheckpointError, load_checkpoint, unprefixed
+from shortcut_policy.checkpoints.meta import check_policy_meta
 from shortcut_policy.data.normalizer import RangeNormalizer
 from shortcut_policy.data.obs_space import low_dim_keys
 from shortcut_policy.models import build_network

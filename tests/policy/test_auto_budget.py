@@ -5,14 +5,14 @@ import pytest
 import torch
 
 from shortcut_policy import ShortcutPolicy
-from shortcut_policy.deploy.auto_budget import (
+from shortcut_policy.objectives.sampling import BudgetError, step_budget
+from shortcut_policy.policy.auto_budget import (
     BudgetChoice,
     DriftWatch,
     candidate_budgets,
     choose_budget,
     largest_budget,
 )
-from shortcut_policy.objectives.sampling import BudgetError, step_budget
 
 SHIPPED = "data/pretrained/push_t"
 
@@ -105,7 +105,7 @@ class StandInGraph:
 
 
 def test_a_cuda_graph_refuses_inputs_from_another_device():
-    from shortcut_policy.deploy.cuda_graph import GraphedChunks
+    from shortcut_policy.policy.cuda_graph import GraphedChunks
 
     graphed = object.__new__(GraphedChunks)  # as __init__ would leave it, without a GPU
     graph = StandInGraph()

@@ -50,28 +50,28 @@ from typing import Any
 import numpy as np
 import torch
 
-from shortcut_policy.checkpoint import (
+from shortcut_policy.checkpoints.files import (
     CheckpointError,
     latest_checkpoint,
     prefixed,
     save_checkpoint,
 )
-from shortcut_policy.chunk_buffer import ChunkBuffer
 from shortcut_policy.data.obs_space import RGB
-from shortcut_policy.deploy.async_chunks import AsyncChunks
-from shortcut_policy.deploy.auto_budget import (
+from shortcut_policy.objectives import with_sampler
+from shortcut_policy.objectives.sampling import BudgetError
+from shortcut_policy.policy.async_chunks import AsyncChunks
+from shortcut_policy.policy.auto_budget import (
     BudgetChoice,
     DriftWatch,
     candidate_budgets,
     choose_budget,
     p99_ms,
 )
-from shortcut_policy.deploy.cuda_graph import GraphedChunks
-from shortcut_policy.evaluation.latency import timed_ms
-from shortcut_policy.objectives import with_sampler
-from shortcut_policy.objectives.sampling import BudgetError
-from shortcut_policy.obs_check import ObservationCheck, checked_noise, finite_actions
-from shortcut_policy.pretrained import load_policy_network
+from shortcut_policy.policy.chunk_buffer import ChunkBuffer
+from shortcut_policy.policy.cuda_graph import GraphedChunks
+from shortcut_policy.policy.obs_check import ObservationCheck, checked_noise, finite_actions
+from shortcut_policy.policy.pretrained import load_policy_network
+from shortcut_policy.policy.timing import timed_ms
 
 POLICY_FILE = "policy.safetensors"
 log = logging.getLogger("shortcut_policy.deploy")

@@ -3,8 +3,8 @@ import pickle
 import pytest
 import torch
 
-from shortcut_policy import checkpoint as ckpt
-from shortcut_policy.checkpoint import (
+from shortcut_policy.checkpoints import files as ckpt
+from shortcut_policy.checkpoints.files import (
     CheckpointError,
     latest_checkpoint,
     load_checkpoint,

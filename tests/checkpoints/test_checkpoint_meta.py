@@ -6,8 +6,13 @@ import stat
 import pytest
 from safetensors.torch import save_file
 
-from shortcut_policy.checkpoint import CheckpointError, load_checkpoint, read_meta, save_checkpoint
-from shortcut_policy.pretrained import load_policy_network
+from shortcut_policy.checkpoints.files import (
+    CheckpointError,
+    load_checkpoint,
+    read_meta,
+    save_checkpoint,
+)
+from shortcut_policy.policy.pretrained import load_policy_network
 
 SHIPPED = "data/pretrained/push_t/policy.safetensors"
 

@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from shortcut_policy.deploy.async_chunks import AsyncChunks
+from shortcut_policy.policy.async_chunks import AsyncChunks
 
 H, N_OBS, N_ACT = 16, 2, 8
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from shortcut_policy import ShortcutPolicy
-from shortcut_policy.checkpoint import CheckpointError
+from shortcut_policy.checkpoints.files import CheckpointError
 from tests.conftest import tiny_bimodal_run
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shortcut_policy.chunk_buffer import ChunkBuffer
+from shortcut_policy.policy.chunk_buffer import ChunkBuffer
 
 History = dict[str, np.ndarray]
 
