@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from shortcut_policy.checkpoints.files import CheckpointError
+from shortcut_policy.cli import user_errors
 from shortcut_policy.data.images import to_uint8
 from shortcut_policy.evaluation.image_samples import (
     evaluate_image_model,
@@ -41,10 +43,19 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    with user_errors("sample_images"):
+        sample(args)
+
+
+def sample(args: argparse.Namespace) -> None:
+    """Grids per budget, or the quality report with ``--metrics``."""
     path = resolve_policy_path(args.checkpoint)
     network, objective, meta = load_policy_network(path, device=args.device)
     if meta["spec"].get("kind") != "images":
-        raise SystemExit(f"{path} is a {meta['spec']['task']} policy, not an image model")
+        raise CheckpointError(
+            f"{path} is a {meta['spec']['task']} policy, not an image model: roll it out with "
+            "python -m shortcut_policy.rollout checkpoint=..."
+        )
     out = Path(args.out)
     if args.metrics:
         config = meta["config"]

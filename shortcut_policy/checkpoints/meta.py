@@ -91,7 +91,25 @@ def check_policy_meta(meta: Any, path: object) -> None:
     if problems:
         raise CheckpointError(
             f"{path}: refused before building anything, its metadata is not a policy's or image "
-            "model's from this library:\n  " + "\n  ".join(problems)
+            "model's from this library: " + "; ".join(problems)
+        )
+
+
+def check_training_meta(meta: Any, path: object) -> None:
+    """Raise :class:`CheckpointError` unless ``meta`` is a resumable training checkpoint's: a
+    policy's or image model's metadata plus the step and the optimizer's plain state."""
+    check_policy_meta(meta, path)
+    problems = []
+    step = meta.get("step")
+    if not (isinstance(step, int) and not isinstance(step, bool) and step >= 0):
+        problems.append(f"'step' is {_short(step)}, not a count of steps")
+    if not isinstance(meta.get("optimizer"), Mapping):
+        problems.append("'optimizer' (the optimizer's plain state) is missing")
+    if problems:
+        raise CheckpointError(
+            f"{path}: cannot resume from it, it is not a training checkpoint of this library: "
+            + "; ".join(problems)
+            + " (a file written by save_pretrained holds a policy, not a run: start a new run_dir)"
         )
 
 

@@ -33,6 +33,7 @@ from shortcut_policy.checkpoints.files import (
     save_checkpoint,
     unprefixed,
 )
+from shortcut_policy.checkpoints.meta import check_training_meta
 from shortcut_policy.objectives import build_objective
 from shortcut_policy.tasks import TaskData
 from shortcut_policy.training import distributed
@@ -121,6 +122,7 @@ def restore_newest_valid(run: Run, found: list[Path]) -> Path | None:
 def restore_run(run: Run, path: Path) -> None:
     """Load a checkpoint into ``run``; refuses one made for a different task or network."""
     tensors, meta = load_checkpoint(path)
+    check_training_meta(meta, path)
     saved = meta["config"]
     for key in ("seed", "train.batch_size"):
         before, now = OmegaConf.select(OmegaConf.create(saved), key), OmegaConf.select(run.cfg, key)
@@ -146,13 +148,19 @@ def restore_run(run: Run, path: Path) -> None:
             f"{path} was made for data {meta['spec']}, not {run.data.spec}; use the same task "
             "and dataset to resume"
         )
-    run.model.load_state_dict(unprefixed("model", tensors))
-    run.ema.load_state_dict(unprefixed("ema", tensors))
-    if run.teacher is not None:
-        run.teacher.load_state_dict(unprefixed("teacher", tensors))
-    run.optimizer.load_state_dict(
-        optimizer_from_tensors(unprefixed("optim", tensors), meta["optimizer"])
-    )
+    try:
+        run.model.load_state_dict(unprefixed("model", tensors))
+        run.ema.load_state_dict(unprefixed("ema", tensors))
+        if run.teacher is not None:
+            run.teacher.load_state_dict(unprefixed("teacher", tensors))
+        run.optimizer.load_state_dict(
+            optimizer_from_tensors(unprefixed("optim", tensors), meta["optimizer"])
+        )
+    except (RuntimeError, KeyError, ValueError, TypeError) as err:
+        raise CheckpointError(
+            f"{path}: its tensors do not fit this run's network or optimizer ({err}); "
+            "start a new run_dir"
+        ) from err
     run.step = meta["step"]
 
 
