@@ -17,6 +17,11 @@ their file patterns in ``meta/info.json``.
 Published datasets' totals in ``info.json`` (``total_frames``, ``total_episodes``,
 ``total_videos``) often disagree with the files present, so the episode tables and the files are
 trusted, and a disagreement is reported in the summary. Needs the ``lerobot`` extra (pyarrow, av).
+
+Memory stays bounded whatever the dataset's size: episodes are read one at a time, video frames
+are decoded and written to the store in blocks of about ``BLOCK_BYTES`` (``StoreWriter``), and a
+v3.0 video file holding many episodes is read forward once. Only the low-dimensional columns and
+one parquet file are held at a time.
 """
 
 from __future__ import annotations
@@ -29,8 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from shortcut_policy.data.replay_buffer import DatasetError, ReplayBuffer
+from shortcut_policy.data.replay_buffer import DatasetError
+from shortcut_policy.data.store_writer import StoreWriter
 
+BLOCK_BYTES = 64 * 2**20  # decoded video frames handed to the store at a time
 BOOKKEEPING = {"episode_index", "frame_index", "timestamp", "index", "task_index"}
 
 
@@ -41,23 +48,31 @@ def convert_lerobot(folder: str | Path, out: str | Path) -> dict[str, Any]:
     keys = feature_keys(info)
     version = str(info.get("codebase_version", ""))
     if version.startswith("v2"):
-        episodes = list(_episodes_v2(folder, info, keys))
+        episodes = _episodes_v2(folder, info, keys)
     elif version.startswith("v3"):
-        episodes = list(_episodes_v3(folder, info, keys))
+        episodes = _episodes_v3(folder, info, keys)
     else:
         raise DatasetError(f"{folder}: codebase_version {version!r}; this reader knows v2.1, v3.0")
-    if not episodes:
-        raise DatasetError(f"{folder}: the episode table lists no episodes")
-    ReplayBuffer.from_episodes(episodes).save(out)
-    frames = sum(len(ep["action"]) for ep in episodes)
+    shapes: dict[str, list[int]] = {}
+    count = frames = 0
+    with StoreWriter(out) as store:
+        for episode in episodes:
+            for ours, values in episode.items():  # arrays, or iterators of frame blocks
+                for block in [values] if isinstance(values, np.ndarray) else values:
+                    shapes.setdefault(ours, list(block.shape[1:]))
+                    store.add(ours, block)
+            store.end_episode()
+            count, frames = count + 1, store.episode_ends[-1]
+        if not count:
+            raise DatasetError(f"{folder}: the episode table lists no episodes")
     return {
         "source": str(folder),
         "version": version,
-        "episodes": len(episodes),
+        "episodes": count,
         "frames": frames,
         "keys": {name: ours for name, (ours, _) in keys.items()},
-        "shapes": {ours: list(episodes[0][ours].shape[1:]) for ours, _ in keys.values()},
-        "notes": totals_disagreements(info, len(episodes), frames),
+        "shapes": {ours: shapes[ours] for ours, _ in keys.values()},
+        "notes": totals_disagreements(info, count, frames),
     }
 
 
@@ -108,13 +123,14 @@ def _episodes_v2(folder: Path, info: dict, keys: dict) -> Iterator[dict[str, np.
         index, chunk = int(row["episode_index"]), int(row["episode_index"]) // chunk_size
         data = folder / info["data_path"].format(episode_chunk=chunk, episode_index=index)
         table = _episode_rows(_read_parquet(data), index, data)
-        episode = _vectors(table, keys, data, int(row["length"]))
+        episode = _columns(table, keys, data, int(row["length"]))
         for name, (ours, kind) in keys.items():
             if kind == "video":
                 video = info["video_path"].format(
                     episode_chunk=chunk, video_key=name, episode_index=index
                 )
-                episode[ours] = _checked_frames(decode_video(folder / video), row["length"], video)
+                blocks = VideoReader(folder / video).blocks()
+                episode[ours] = _checked_blocks(blocks, int(row["length"]), video)
         yield episode
 
 
@@ -124,7 +140,8 @@ def _episodes_v3(folder: Path, info: dict, keys: dict) -> Iterator[dict[str, np.
         raise DatasetError(f"{folder} (v3.0) has no meta/episodes/chunk-*/file-*.parquet")
     rows = [row for path in files for row in _read_parquet(path).to_pylist()]
     tables: dict[Path, Any] = {}
-    videos: dict[str, tuple[Path, np.ndarray, np.ndarray]] = {}  # per camera: its current file
+    videos: dict[str, VideoReader] = {}  # per camera: its current file, read forward
+    half = 0.5 / float(info.get("fps", 30))  # a frame belongs to the span its middle falls in
     for row in sorted(rows, key=lambda r: r["episode_index"]):
         index, length = int(row["episode_index"]), int(row["length"])
         data = folder / info["data_path"].format(
@@ -132,7 +149,7 @@ def _episodes_v3(folder: Path, info: dict, keys: dict) -> Iterator[dict[str, np.
         )
         if data not in tables:
             tables = {data: _read_parquet(data)}  # files are read in order: keep one at a time
-        episode = _vectors(_episode_rows(tables[data], index, data), keys, data, length)
+        episode = _columns(_episode_rows(tables[data], index, data), keys, data, length)
         for name, (ours, kind) in keys.items():
             if kind != "video":
                 continue
@@ -141,13 +158,11 @@ def _episodes_v3(folder: Path, info: dict, keys: dict) -> Iterator[dict[str, np.
                 chunk_index=row[f"videos/{name}/chunk_index"],
                 file_index=row[f"videos/{name}/file_index"],
             )
-            if name not in videos or videos[name][0] != path:
-                videos[name] = (path, *decode_video(path, with_times=True))
-            _, frames, times = videos[name]
+            if name not in videos or videos[name].path != path:
+                videos[name] = VideoReader(path)
             start, end = row[f"videos/{name}/from_timestamp"], row[f"videos/{name}/to_timestamp"]
-            half = 0.5 / float(info.get("fps", 30))
-            chosen = frames[(times >= start - half) & (times < end - half)]
-            episode[ours] = _checked_frames(chosen, length, f"{path} [{start:.3f}, {end:.3f}) s")
+            blocks = videos[name].blocks(start - half, end - half)
+            episode[ours] = _checked_blocks(blocks, length, f"{path} [{start:.3f}, {end:.3f}) s")
         yield episode
 
 
@@ -176,7 +191,10 @@ def _episode_rows(table, index: int, path: Path):
     return table.filter(column == index)
 
 
-def _vectors(table, keys: dict, path: Path, length: int) -> dict[str, np.ndarray]:
+def _columns(
+    table, keys: dict, path: Path, length: int
+) -> dict[str, np.ndarray | Iterator[np.ndarray]]:
+    """The episode's vectors, and its image cells as a stream of blocks."""
     if table.num_rows != length:
         raise DatasetError(
             f"{path}: the episode table says {length} frames, the file has {table.num_rows}"
@@ -187,12 +205,24 @@ def _vectors(table, keys: dict, path: Path, length: int) -> dict[str, np.ndarray
             continue
         if name not in table.column_names:
             raise DatasetError(f"{path} has no column {name!r} (info.json lists it)")
-        values = table.column(name).to_pylist()
         if kind == "image":
-            episode[ours] = np.stack([_png(value, path) for value in values])
+            episode[ours] = _png_blocks(table.column(name), path)
         else:
+            values = table.column(name).to_pylist()
             episode[ours] = np.asarray(values, dtype=np.float32).reshape(length, -1)
     return episode
+
+
+def _png_blocks(column, path: Path) -> Iterator[np.ndarray]:
+    """Image cells decoded in blocks of about ``BLOCK_BYTES``: ``(n, H, W, 3)`` uint8."""
+    block: list[np.ndarray] = []
+    for value in column:
+        block.append(_png(value.as_py(), path))
+        if len(block) * block[0].nbytes >= BLOCK_BYTES:
+            yield np.stack(block)
+            block = []
+    if block:
+        yield np.stack(block)
 
 
 def _png(value: Any, path: Path) -> np.ndarray:
@@ -205,26 +235,73 @@ def _png(value: Any, path: Path) -> np.ndarray:
         raise DatasetError(f"{path}: an image cell is not a readable PNG/JPEG ({err})") from None
 
 
-def decode_video(path: Path, with_times: bool = False):
-    """Frames ``(N, H, W, 3)`` uint8 of an MP4 (and their times in seconds, if asked)."""
-    import av
+class VideoReader:
+    """The frames of one MP4 in blocks of about ``BLOCK_BYTES``, decoded as they are asked for.
 
-    try:
-        with av.open(str(path)) as container:
-            decoded = [(f.to_ndarray(format="rgb24"), f.time) for f in container.decode(video=0)]
-    except FileNotFoundError:
-        raise DatasetError(f"video {path} is listed but missing") from None
-    except Exception as err:  # av.error.* for damaged or unsupported files
-        raise DatasetError(f"video {path} cannot be decoded ({err})") from None
-    if not decoded:
-        raise DatasetError(f"video {path} holds no frames")
-    frames = np.stack([frame for frame, _ in decoded])
-    if not with_times:
-        return frames
-    return frames, np.asarray([time for _, time in decoded], dtype=np.float64)
+    ``blocks(start, end)`` yields the frames whose time ``t`` has ``start <= t < end`` (seconds),
+    as ``(n, H, W, 3)`` uint8. Spans asked in increasing time continue the same decoder, so a
+    file of many episodes is decoded once; a span that starts earlier reopens the file.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._frames: Iterator[tuple[np.ndarray, float]] = iter(())
+        self._ahead: tuple[np.ndarray, float] | None = None  # decoded but not yet taken
+        self._taken = -np.inf  # time of the newest frame handed out or skipped
+        self._open()
+
+    def blocks(self, start: float = -np.inf, end: float = np.inf) -> Iterator[np.ndarray]:
+        if start <= self._taken:
+            self._open()
+        block: list[np.ndarray] = []
+        for frame, time in self._until(end):
+            if time < start:
+                continue
+            block.append(frame)
+            if len(block) * frame.nbytes >= BLOCK_BYTES:
+                yield np.stack(block)
+                block = []
+        if block:
+            yield np.stack(block)
+
+    def _until(self, end: float) -> Iterator[tuple[np.ndarray, float]]:
+        while True:
+            item = self._ahead if self._ahead is not None else next(self._frames, None)
+            self._ahead = None
+            if item is None:
+                return
+            if item[1] >= end:
+                self._ahead = item
+                return
+            self._taken = item[1]
+            yield item
+
+    def _open(self) -> None:
+        self._frames, self._ahead, self._taken = self._decode(), None, -np.inf
+
+    def _decode(self) -> Iterator[tuple[np.ndarray, float]]:
+        import av
+
+        try:
+            with av.open(str(self.path)) as container:
+                for frame in container.decode(video=0):
+                    yield frame.to_ndarray(format="rgb24"), float(frame.time)
+        except FileNotFoundError:
+            raise DatasetError(f"video {self.path} is listed but missing") from None
+        except Exception as err:  # av.error.* for damaged or unsupported files
+            raise DatasetError(f"video {self.path} cannot be decoded ({err})") from None
 
 
-def _checked_frames(frames: np.ndarray, length: int, where: object) -> np.ndarray:
-    if len(frames) != int(length):
-        raise DatasetError(f"{where}: {len(frames)} video frames for an episode of {length}")
-    return frames
+def _checked_blocks(
+    blocks: Iterator[np.ndarray], length: int, where: object
+) -> Iterator[np.ndarray]:
+    """``blocks`` passed through, then a check that they held exactly ``length`` frames."""
+    count = 0
+    for block in blocks:
+        count += len(block)
+        if count > length:
+            break
+        yield block
+    if count != length:
+        more = "more" if count > length else str(count)
+        raise DatasetError(f"{where}: {more} video frames for an episode of {length}")

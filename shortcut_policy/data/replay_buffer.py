@@ -149,10 +149,10 @@ class ReplayBuffer:
             shards = None
             if is_frames(value) and zarr_format == 3:
                 shards = (min(FRAMES_PER_SHARD, len(value)), *value.shape[1:])
-            _write_array(group, f"data/{key}", value, chunks, zarr_format, shards)
+            write_array(group, f"data/{key}", value, chunks, zarr_format, shards)
         meta = {"episode_ends": self.episode_ends, **(meta or {})}
         for key, value in meta.items():
-            _write_array(group, f"meta/{key}", np.asarray(value), np.shape(value), zarr_format)
+            write_array(group, f"meta/{key}", np.asarray(value), np.shape(value), zarr_format)
         for name, text in (files or {}).items():
             (tmp / name).write_text(text)
         replace_folder(tmp, path)
@@ -167,23 +167,21 @@ def _load(array, lazy_frames: bool):
     return array if lazy_frames and is_frames(array) else np.asarray(array[:])
 
 
-def _compressor(zarr_format: int):
+def zarr_compressor(zarr_format: int):
     blosc = numcodecs.Blosc(cname="zstd", clevel=3, shuffle=numcodecs.Blosc.BITSHUFFLE)
     if zarr_format == 2:
         return blosc
     return zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
 
 
-def _write_array(
-    group, name: str, value: np.ndarray, chunks, zarr_format: int, shards=None
-) -> None:
+def write_array(group, name: str, value: np.ndarray, chunks, zarr_format: int, shards=None) -> None:
     array = group.create_array(
         name,
         shape=value.shape,
         dtype=value.dtype,
         chunks=chunks,
         shards=shards,
-        compressors=_compressor(zarr_format),
+        compressors=zarr_compressor(zarr_format),
     )
     array[:] = value
 

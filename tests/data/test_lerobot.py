@@ -206,3 +206,38 @@ def test_the_command_prints_which_keys_became_which(tmp_path):
     assert f"task=zarr dataset.path={out} task.obs_keys=[state]" in done.stdout
     again = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "exists; pass overwrite=true" in again.stderr
+
+
+def test_frames_stream_in_blocks_and_give_the_same_store(tmp_path, monkeypatch):
+    """With a block of one frame (as a dataset far larger than memory would be cut), the store
+    holds exactly what the default block size gives."""
+    import shortcut_policy.data.lerobot as lerobot
+
+    root = make_v30(tmp_path / "ds")
+    convert_lerobot(root, tmp_path / "whole.zarr")
+    monkeypatch.setattr(lerobot, "BLOCK_BYTES", 1)
+    convert_lerobot(root, tmp_path / "blocks.zarr")
+    whole = ReplayBuffer.open(tmp_path / "whole.zarr", lazy_frames=False)
+    blocks = ReplayBuffer.open(tmp_path / "blocks.zarr", lazy_frames=False)
+    np.testing.assert_array_equal(whole.episode_ends, blocks.episode_ends)
+    for key in ("state", "action", "top"):
+        np.testing.assert_array_equal(whole.data[key], blocks.data[key])
+
+
+def test_a_video_span_asked_out_of_order_is_read_again(tmp_path):
+    from shortcut_policy.data.lerobot import VideoReader
+
+    root = make_v21(tmp_path / "ds")
+    reader = VideoReader(root / f"videos/chunk-000/{CAMERA}/episode_000001.mp4")  # 9 frames
+    late = np.concatenate(list(reader.blocks(0.55, np.inf)))
+    early = np.concatenate(list(reader.blocks(-np.inf, 0.55)))
+    assert len(late) == 3 and len(early) == 6
+    assert early[0].mean() < late[0].mean()  # frames get brighter with time
+
+
+def test_a_failed_conversion_leaves_no_store(tmp_path):
+    root = make_v21(tmp_path / "ds")
+    (root / f"videos/chunk-000/{CAMERA}/episode_000001.mp4").write_bytes(b"not a video")
+    with pytest.raises(DatasetError, match="episode_000001.mp4 cannot be decoded"):
+        convert_lerobot(root, tmp_path / "o.zarr")
+    assert not (tmp_path / "o.zarr").exists() and not (tmp_path / "o.zarr.tmp").exists()
