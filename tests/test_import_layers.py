@@ -112,3 +112,12 @@ def test_the_checker_sees_a_circle_and_an_upward_arrow(tmp_path, monkeypatch):
         test_every_import_points_to_the_same_layer_or_a_lower_one()
     with pytest.raises(pytest.fail.Exception, match="import circle"):
         test_no_module_imports_itself_through_a_circle()
+
+
+def test_every_package_folder_travels_in_the_wheel():
+    import tomllib
+
+    pyproject = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
+    listed = set(pyproject["tool"]["setuptools"]["packages"])
+    folders = {module_name(p.parent / "__init__.py") for p in PACKAGE.rglob("__init__.py")}
+    assert folders <= listed, f"add to pyproject's packages: {sorted(folders - listed)}"

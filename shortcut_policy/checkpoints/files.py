@@ -21,6 +21,8 @@ from shortcut_policy.atomic import staged
 META_KEY = "shortcut_policy"
 CHECKPOINT_PATTERN = re.compile(r"^step_(\d+)\.safetensors$")
 
+POLICY_FILE = "policy.safetensors"  # what save_pretrained writes in its folder
+
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded; the message names the file and the fix."""

@@ -40,8 +40,10 @@ On a robot, two options matter (``deploy/``):
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -51,6 +53,7 @@ import numpy as np
 import torch
 
 from shortcut_policy.checkpoints.files import (
+    POLICY_FILE,
     CheckpointError,
     latest_checkpoint,
     prefixed,
@@ -69,11 +72,11 @@ from shortcut_policy.policy.auto_budget import (
 )
 from shortcut_policy.policy.chunk_buffer import ChunkBuffer
 from shortcut_policy.policy.cuda_graph import GraphedChunks
+from shortcut_policy.policy.hub import hub_folder, is_repo_id, model_card, push_folder
 from shortcut_policy.policy.obs_check import ObservationCheck, checked_noise, finite_actions
 from shortcut_policy.policy.pretrained import load_policy_network
 from shortcut_policy.policy.timing import timed_ms
 
-POLICY_FILE = "policy.safetensors"
 log = logging.getLogger("shortcut_policy.deploy")
 
 
@@ -196,15 +199,21 @@ class ShortcutPolicy:
         steps: int | str | None = None,
         task: str | None = None,
         sampler: str | None = None,
+        revision: str | None = None,
         **options: Any,
     ) -> ShortcutPolicy:
-        """Load from a checkpoint file, a folder from :meth:`save_pretrained`, or a run folder.
+        """Load from a checkpoint file, a folder from :meth:`save_pretrained`, a run folder,
+        or a Hub repository id ``org/name`` (at ``revision``; needs the ``hub`` extra).
 
         ``task`` (optional) refuses a policy trained for another task. ``sampler`` (shortcut and
         MeanFlow networks: ``jumps``, ``euler``, ``jump_euler``) replaces the checkpoint's way
         of spending the passes; None keeps it. ``options`` are the constructor's
         ``deadline_ms``, ``async_chunks``, ``async_lead`` and ``cuda_graph``.
         """
+        if is_repo_id(path):
+            path = hub_folder(os.fspath(path), revision)
+        elif revision is not None:
+            raise ValueError(f"revision={revision!r} is for a Hub repository id, not {path}")
         file = resolve_policy_path(path)
         network, objective, meta = load_policy_network(file)
         objective = with_sampler(objective, sampler)
@@ -218,13 +227,47 @@ class ShortcutPolicy:
         return cls(network, objective, meta, steps=steps, device=device, **options)
 
     def save_pretrained(
-        self, path: str | os.PathLike, weights_dtype: torch.dtype = torch.float32
+        self,
+        path: str | os.PathLike,
+        weights_dtype: torch.dtype = torch.float32,
+        push_to_hub: bool = False,
+        repo_id: str | None = None,
+        **push: Any,
     ) -> Path:
         """Write the weights and plain config to ``path/policy.safetensors`` (atomic).
 
         ``weights_dtype=torch.float16`` halves the file (for shipping); the normalizer's
-        statistics stay float32, and loading casts everything back to float32.
+        statistics stay float32, and loading casts everything back to float32. With
+        ``push_to_hub=True`` the folder, with a model card, is also uploaded to ``repo_id``
+        (default: the folder's name); ``push`` takes :meth:`push_to_hub`'s options.
         """
+        target = self._save(path, weights_dtype)
+        if push_to_hub:
+            self._push(Path(path), repo_id or Path(path).resolve().name, **push)
+        return target
+
+    def push_to_hub(
+        self, repo_id: str, weights_dtype: torch.dtype = torch.float32, **push: Any
+    ) -> Any:
+        """Upload this policy and a generated model card to the Hub repository ``repo_id``.
+
+        ``push``: ``report`` (a rollout ``report.json`` path or its dict: the card's results
+        table), ``token``, ``private``, ``commit_message``, ``api`` (an ``HfApi`` or stand-in).
+        Returns the commit information.
+        """
+        with tempfile.TemporaryDirectory() as folder:
+            self._save(folder, weights_dtype)
+            return self._push(Path(folder), repo_id, **push)
+
+    def _push(self, folder: Path, repo_id: str, report: Any = None, **push: Any) -> Any:
+        if isinstance(report, str | os.PathLike):
+            report = json.loads(Path(report).read_text())
+        budgets = candidate_budgets(self.objective.budget)
+        sampler = getattr(self.objective, "sampler", None)
+        (folder / "README.md").write_text(model_card(self.meta, budgets, report, sampler))
+        return push_folder(folder, repo_id, **push)
+
+    def _save(self, path: str | os.PathLike, weights_dtype: torch.dtype) -> Path:
         meta = {
             "format": self.meta.get("format", 1),
             "step": self.meta.get("step"),
