@@ -39,7 +39,7 @@ def summarize_episodes(results: Sequence[EpisodeResult]) -> dict[str, Any]:
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     """One line per step budget."""
     lines = [
-        "| steps | success (95% CI) | mean score | chunk latency median / p95 / p99 (ms) "
+        "| steps | success (95% CI) | mean best score | chunk latency median / p95 / p99 (ms) "
         "| x forward | throughput (chunks/s) | faults |",
         "|---|---|---|---|---|---|---|",
     ]
