@@ -171,7 +171,7 @@ def seed_rows(seeds: list[int]) -> list[dict]:
 def seeds_markdown(rows: list[dict]) -> str:
     lines = [
         "| method | passes | seeds | success mean ± sd | success pooled [95% CI] "
-        "| score mean ± sd | score pooled [95% CI] |",
+        "| mean best score, mean ± sd | pooled [95% CI] |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
