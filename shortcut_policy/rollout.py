@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from shortcut_policy.cli import user_errors
 from shortcut_policy.evaluation.env_pool import EnvPool
-from shortcut_policy.evaluation.episodes import EpisodeResult, run_episodes
+from shortcut_policy.evaluation.episodes import EpisodeResult, Execution, run_episodes
 from shortcut_policy.evaluation.latency import chunk_latency, chunk_throughput, forward_latency
 from shortcut_policy.evaluation.report import (
     markdown_table,
@@ -35,9 +35,11 @@ from shortcut_policy.evaluation.report import (
 )
 from shortcut_policy.evaluation.video import record_video
 from shortcut_policy.policy import ShortcutPolicy
+from shortcut_policy.policy.chunk_joins import ChunkQueue
 from shortcut_policy.tasks import CONFIG_DIR, env_factory, newest_checkpoint_for_task
 from shortcut_policy.training import distributed
 from shortcut_policy.training.distributed import Rank
+from shortcut_policy.training.settings import ConfigError
 
 
 def shard_episodes(
@@ -55,6 +57,7 @@ def shard_episodes(
         steps,
         record_seeds=seeds[: cfg.videos],
         on_episode=lambda _: bar.update(),
+        execution=execution(cfg, policy),
     )
     bar.close()
     for result in results:
@@ -62,6 +65,26 @@ def shard_episodes(
             record_video(result.frames, Path(cfg.out_dir) / f"steps{steps}_seed{result.seed}.mp4")
             result.frames = []  # written; not sent to rank 0
     return results
+
+
+def execution(cfg: Any, policy: ShortcutPolicy) -> Execution:
+    """How the rollout executes chunks (``execute``, ``delay``, ``join``, ``action_noise``),
+    checked against the policy's chunk before any episode runs."""
+    chosen = Execution(cfg.execute, cfg.delay, cfg.join, float(cfg.action_noise))
+    execute = chosen.execute or policy.n_action_steps
+    try:
+        ChunkQueue(policy.n_obs_steps, execute, chosen.delay, chosen.join)  # checks the values
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    last = policy.n_obs_steps - 1 + execute + chosen.delay - 1
+    if last >= policy.horizon:
+        raise ConfigError(
+            f"execute={execute} after delay={chosen.delay} needs chunk index {last}, but the "
+            f"policy's chunks hold {policy.horizon} actions; lower execute or delay"
+        )
+    if chosen.action_noise < 0:
+        raise ConfigError(f"action_noise is a standard deviation, got {chosen.action_noise}")
+    return chosen
 
 
 def evaluate_budget(
@@ -120,6 +143,7 @@ def rollout(cfg: DictConfig) -> dict[str, Any] | None:
     if cfg.steps == "auto":
         asked = [policy.steps]  # chosen for cfg.deadline_ms on this device
     budgets = [policy.objective.budget(steps) for steps in asked]  # before any env starts
+    execution(cfg, policy)  # refused before any worker starts
     out_dir = Path(cfg.out_dir)
     make_env = env_factory(cfg.task)
     if cfg.n_episodes < 1:
@@ -149,6 +173,7 @@ def rollout(cfg: DictConfig) -> dict[str, Any] | None:
         "forward_latency": forward,
         "budget_choice": asdict(policy.budget_choice) if policy.budget_choice else None,
         "seeds": [cfg.start_seed, cfg.start_seed + cfg.n_episodes - 1],
+        "execution": asdict(execution(cfg, policy)),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "config": OmegaConf.to_container(cfg, resolve=True),
         "budgets": rows,

@@ -280,3 +280,30 @@ def test_rollout_with_steps_auto_evaluates_the_budget_that_fits(
     report = rollout(cfg)
     assert [row["steps"] for row in report["budgets"]] == [8]  # 24 ms; 16 passes take 48
     assert report["budget_choice"]["p99_ms"] == {1: 3.0, 2: 6.0, 4: 12.0, 8: 24.0, 16: 48.0}
+
+
+def test_a_delayed_noisy_rollout_reports_its_joins_and_repeats_exactly():
+    from shortcut_policy.evaluation.episodes import Execution
+
+    policy = ShortcutPolicy.from_pretrained("data/pretrained/push_t", steps=1)
+    late = Execution(delay=3, action_noise=5.0)
+    runs = []
+    for _ in range(2):
+        policy.seed(0)
+        with EnvPool(functools.partial(make_policy_env, max_steps=40), 1) as pool:
+            runs.append(run_episodes(policy, pool, [100000, 100001], 1, execution=late))
+    first, again = runs
+    assert [(r.score, r.joins) for r in first] == [(r.score, r.joins) for r in again]
+    for result in first:
+        assert result.joins["boundary_ratio"] > 0 and result.joins["jerk"] > 0
+        assert result.joins["prefix_error"] > 0  # the new plan differs from what was committed
+
+
+def test_a_delay_the_chunk_cannot_cover_is_refused_before_any_episode(push_t_policy_dir):
+    from shortcut_policy.training.settings import ConfigError
+
+    cfg = make_config(
+        f"checkpoint={push_t_policy_dir}", "delay=8", "device=cpu", config_name="rollout"
+    )
+    with pytest.raises(ConfigError, match="lower execute or delay"):
+        rollout(cfg)

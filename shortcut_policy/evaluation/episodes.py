@@ -7,6 +7,11 @@ instead of one call per environment. A slot whose environment crashes or hangs r
 replaced by the pool, so the evaluation always finishes. An observation the policy refuses (NaN
 from a glitching simulator) or a chunk it refuses (non-finite actions) fails that episode alone,
 in the same way.
+
+How chunks are executed is an :class:`Execution`: the ticks between two requests, the delay
+before a chunk takes over and how it joins the one it replaces (counted in ticks, so the
+results do not depend on the machine's load), and Gaussian noise added to every executed
+action (seeded per episode), which makes closed-loop correction matter.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import numpy as np
 from shortcut_policy.evaluation.env_pool import EnvFault, EnvPool
 from shortcut_policy.policy import ShortcutPolicy
 from shortcut_policy.policy.chunk_buffer import ChunkBuffer
+from shortcut_policy.policy.chunk_joins import join_metrics
 
 
 @dataclass
@@ -31,6 +37,7 @@ class EpisodeResult:
     score: float = 0.0
     length: int = 0
     fault: str | None = None
+    joins: dict[str, float | None] = field(default_factory=dict)  # chunk_joins.join_metrics
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
 
     def fail(self, reason: str) -> None:
@@ -38,11 +45,24 @@ class EpisodeResult:
         self.fault, self.success, self.score = reason, False, 0.0
 
 
+@dataclass(frozen=True)
+class Execution:
+    """How chunks are executed. ``execute`` None: the policy's ``n_action_steps``; ``delay``
+    ticks between a request and its chunk taking over; ``join``: ``none`` or ``ensemble``;
+    ``action_noise``: std of Gaussian noise added to each executed action (data units)."""
+
+    execute: int | None = None
+    delay: int = 0
+    join: str = "none"
+    action_noise: float = 0.0
+
+
 @dataclass
 class _Slot:
     result: EpisodeResult
     buffer: ChunkBuffer
     record: bool
+    noise: np.random.Generator
 
 
 def run_episodes(
@@ -52,6 +72,7 @@ def run_episodes(
     steps: int,
     record_seeds: Iterable[int] = (),
     on_episode: Callable[[EpisodeResult], None] | None = None,
+    execution: Execution = Execution(),
 ) -> list[EpisodeResult]:
     """Evaluate ``policy`` with ``steps`` network passes per chunk on every seed.
 
@@ -65,7 +86,9 @@ def run_episodes(
     slots: dict[int, _Slot] = {}
 
     def finish(slot: int) -> None:
-        done = slots.pop(slot).result
+        ended = slots.pop(slot)
+        done = ended.result
+        done.joins = join_metrics(ended.buffer.queue)
         results[done.seed] = done
         if on_episode is not None:
             on_episode(done)
@@ -75,8 +98,14 @@ def run_episodes(
         for slot, outcome in pool.reset_many(starts).items():
             episode = _Slot(
                 EpisodeResult(starts[slot]),
-                ChunkBuffer(policy.n_obs_steps, policy.n_action_steps),
+                ChunkBuffer(
+                    policy.n_obs_steps,
+                    execution.execute or policy.n_action_steps,
+                    execution.delay,
+                    execution.join,
+                ),
                 starts[slot] in record,
+                np.random.default_rng([starts[slot], 7]),  # the same noise on every machine
             )
             slots[slot] = episode
             if isinstance(outcome, EnvFault):
@@ -95,7 +124,8 @@ def run_episodes(
             finish(slot)
         if not slots:
             continue
-        outcomes = pool.step_many({slot: s.buffer.pop() for slot, s in slots.items()})
+        actions = {slot: _noisy(s, execution.action_noise) for slot, s in slots.items()}
+        outcomes = pool.step_many(actions)
         for slot, outcome in outcomes.items():
             if _advance(policy, pool, slot, slots[slot], outcome):
                 finish(slot)
@@ -123,6 +153,15 @@ def _plan(policy: ShortcutPolicy, slots: dict[int, _Slot], steps: int) -> list[i
         if chunk is not None:
             slots[slot].buffer.enqueue(chunk)
     return [slot for slot, chunk in zip(hungry, chunks) if chunk is None]
+
+
+def _noisy(episode: _Slot, std: float) -> np.ndarray:
+    """This tick's action, with the execution noise added (the policy's own is what the join
+    metrics see)."""
+    action = episode.buffer.pop()
+    if std == 0:
+        return action
+    return action + episode.noise.normal(0.0, std, size=action.shape).astype(action.dtype)
 
 
 def _predict(policy: ShortcutPolicy, episodes: list[_Slot], steps: int) -> np.ndarray:

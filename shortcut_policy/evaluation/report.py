@@ -29,30 +29,47 @@ def summarize_episodes(results: Sequence[EpisodeResult]) -> dict[str, Any]:
         "score_ci95": [score_low, score_high],
         "mean_length": float(np.mean([r.length for r in results])) if n else 0.0,
         "faults": [{"seed": r.seed, "fault": r.fault} for r in results if r.fault],
+        "joins": mean_joins(results),
         "episodes": [
-            {"seed": r.seed, "success": r.success, "score": r.score, "length": r.length}
+            {"seed": r.seed, "success": r.success, "score": r.score, "length": r.length, **r.joins}
             for r in results
         ],
     }
+
+
+def mean_joins(results: Sequence[EpisodeResult]) -> dict[str, float | None]:
+    """Each chunk-join metric averaged over the episodes that define it (None if none do)."""
+    keys = sorted({key for r in results for key in r.joins})
+    means = {}
+    for key in keys:
+        values = [r.joins[key] for r in results if r.joins.get(key) is not None]
+        means[key] = float(np.mean(values)) if values else None
+    return means
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     """One line per step budget."""
     lines = [
         "| steps | success (95% CI) | mean best score | chunk latency median / p95 / p99 (ms) "
-        "| x forward | throughput (chunks/s) | faults |",
-        "|---|---|---|---|---|---|---|",
+        "| x forward | throughput (chunks/s) | boundary ratio | jerk | faults |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lat = row["latency"]
         low, high = row["success_ci95"]
+        joins = row.get("joins", {})
         lines.append(
             f"| {row['steps']} | {row['success_rate']:.2f} [{low:.2f}, {high:.2f}] "
             f"| {row['mean_score']:.3f} | {lat['median_ms']:.2f} / {lat['p95_ms']:.2f} / "
             f"{lat['p99_ms']:.2f} | {row['latency_x_forward']:.2f} "
-            f"| {row['throughput_chunks_per_s']:.0f} | {len(row['faults'])} |"
+            f"| {row['throughput_chunks_per_s']:.0f} | {_figure(joins.get('boundary_ratio'))} "
+            f"| {_figure(joins.get('jerk'))} | {len(row['faults'])} |"
         )
     return "\n".join(lines)
+
+
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def write_json(path: Path, report: dict[str, Any]) -> None:

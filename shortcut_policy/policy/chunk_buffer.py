@@ -7,21 +7,27 @@ from collections.abc import Callable
 
 import numpy as np
 
+from shortcut_policy.policy.chunk_joins import ChunkQueue
+
 
 class ChunkBuffer:
     """Observation history and queue of actions still to execute, for one episode.
 
     ``ShortcutPolicy.select_action`` uses one; batched rollouts keep one per environment.
+    ``delay`` and ``join`` say how a chunk that arrives late takes over (see
+    :mod:`~shortcut_policy.policy.chunk_joins`); the defaults are the blocking behaviour.
     """
 
-    def __init__(self, n_obs_steps: int, n_action_steps: int) -> None:
+    def __init__(
+        self, n_obs_steps: int, n_action_steps: int, delay: int = 0, join: str = "none"
+    ) -> None:
         self.n_obs_steps, self.n_action_steps = n_obs_steps, n_action_steps
         self.observations: deque[dict[str, np.ndarray]] = deque(maxlen=n_obs_steps)
-        self.actions: deque[np.ndarray] = deque()
+        self.queue = ChunkQueue(n_obs_steps, n_action_steps, delay, join)
 
     @property
     def needs_chunk(self) -> bool:
-        return not self.actions
+        return self.queue.needs_chunk
 
     def add_observation(self, obs: dict[str, np.ndarray]) -> None:
         self.observations.append(obs)
@@ -35,12 +41,11 @@ class ChunkBuffer:
         return {key: np.stack([frame[key] for frame in frames]) for key in frames[0]}
 
     def enqueue(self, chunk: np.ndarray) -> None:
-        """Queue the executed part of a chunk ``(horizon, Da)`` (it starts at the oldest obs)."""
-        start = self.n_obs_steps - 1
-        self.actions.extend(chunk[start : start + self.n_action_steps])
+        """The chunk ``(horizon, Da)`` asked for at this tick (it starts at the oldest obs)."""
+        self.queue.add(chunk)
 
     def pop(self) -> np.ndarray:
-        return self.actions.popleft()
+        return self.queue.pop()
 
     def next_action(
         self,

@@ -1,0 +1,141 @@
+"""Which action runs at each control tick when a new chunk arrives ``delay`` ticks late.
+
+On a robot the next chunk is computed while the current one runs, so it starts from an
+observation that is ``delay`` ticks old. Counted in ticks (not wall time), so an evaluation is
+the same on any machine::
+
+    tick           r    r+1  ...  r+D-1   r+D  ...          (request from the observation at r)
+    previous chunk a    a         a       -                 still executing: committed
+    new chunk      -    -         -       c[s+D] c[s+D+1]   takes over at index D (s = n_obs - 1)
+
+A request is made every ``execute`` ticks; an episode's first chunk is waited for (it runs from
+its first tick). ``delay=0`` is the blocking behaviour: each chunk runs ``execute`` actions from
+the tick it was asked for. Joins:
+
+* ``none``: the newest chunk alone, from the tick it takes over;
+* ``ensemble``: ACT's temporal ensembling, the mean of every available chunk's action for this
+  tick weighted ``exp(-m * i)``, ``i = 0`` for the oldest.
+
+What a join is judged by (:func:`join_metrics`): the jump ``|a_k - a_(k-1)|`` at the ticks where
+a chunk takes over against the same mean over the other ticks (the boundary ratio), the mean jerk
+(third difference), and the prefix error: how far the new chunk's actions for the delayed ticks
+``new[s : s + D]`` are from the committed ones the robot executed meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+JOINS = ("none", "ensemble")
+
+
+@dataclass
+class _Chunk:
+    actions: np.ndarray  # (horizon, Da)
+    request: int  # tick of the newest observation it saw
+    active: int  # first tick it is executed
+
+
+class ChunkQueue:
+    """Chunks in flight and the action of each tick (see the module docstring).
+
+    Args:
+        n_obs_steps: observations a chunk conditions on; a chunk's index ``n_obs_steps - 1`` is
+            the action for its request tick.
+        execute: ticks between two requests (``n_action_steps`` by default).
+        delay: ticks between a request and the tick its chunk takes over.
+        join: ``none`` or ``ensemble``; ``ensemble_m`` is ACT's weight decay ``m``.
+    """
+
+    def __init__(
+        self,
+        n_obs_steps: int,
+        execute: int,
+        delay: int = 0,
+        join: str = "none",
+        ensemble_m: float = 0.01,
+    ) -> None:
+        if join not in JOINS:
+            raise ValueError(f"join={join!r}; choose one of {', '.join(JOINS)}")
+        if execute < 1 or delay < 0:
+            raise ValueError(f"execute must be >= 1 and delay >= 0 ticks, got {execute}, {delay}")
+        self.start, self.execute, self.delay = n_obs_steps - 1, execute, delay
+        self.join, self.ensemble_m = join, ensemble_m
+        self.tick = 0
+        self.chunks: list[_Chunk] = []
+        self.executed: list[np.ndarray] = []  # the policy's action at every tick so far
+        self.switch_ticks: list[int] = []
+        self.prefix_errors: list[float] = []
+
+    @property
+    def needs_chunk(self) -> bool:
+        """A request is due at this tick (every ``execute`` ticks from the episode's start)."""
+        return self.tick % self.execute == 0 and not self._requested_now()
+
+    def add(self, actions: np.ndarray) -> None:
+        """The chunk ``(horizon, Da)`` asked for at this tick."""
+        last = self.start + self.execute + self.delay - 1  # the index the chunk must reach
+        if last >= len(actions):
+            raise ValueError(
+                f"a chunk of {len(actions)} actions cannot cover execute={self.execute} ticks "
+                f"after a delay of {self.delay} (needs index {last}, from n_obs_steps - 1 = "
+                f"{self.start}); lower execute or delay"
+            )
+        first = not self.chunks
+        active = self.tick if first else self.tick + self.delay
+        self.chunks.append(_Chunk(np.asarray(actions), self.tick, active))
+
+    def pop(self) -> np.ndarray:
+        """This tick's action; advances the clock."""
+        live = [c for c in self.chunks if c.active <= self.tick < c.request + self._reach(c)]
+        if not live:
+            raise RuntimeError("no chunk covers this tick: add the requested chunk first")
+        newest = live[-1]
+        if newest.active == self.tick and len(self.chunks) > 1:
+            self._note_switch(newest)
+        if self.join == "none":
+            action = self._action(newest)
+            self.chunks = [c for c in self.chunks if c is newest or c.active > self.tick]
+        else:
+            weights = np.exp(-self.ensemble_m * np.arange(len(live)))
+            action = sum(w * self._action(c) for w, c in zip(weights, live)) / weights.sum()
+            self.chunks = [c for c in self.chunks if self.tick + 1 < c.request + self._reach(c)]
+        self.executed.append(action)
+        self.tick += 1
+        return action
+
+    def _requested_now(self) -> bool:
+        return bool(self.chunks) and self.chunks[-1].request == self.tick
+
+    def _reach(self, chunk: _Chunk) -> int:
+        """Ticks after its request that a chunk has actions for."""
+        return len(chunk.actions) - self.start
+
+    def _action(self, chunk: _Chunk) -> np.ndarray:
+        return chunk.actions[self.start + self.tick - chunk.request]
+
+    def _note_switch(self, new: _Chunk) -> None:
+        self.switch_ticks.append(self.tick)
+        if self.delay:
+            planned = new.actions[self.start : self.start + self.delay]
+            committed = np.stack(self.executed[new.request : new.request + self.delay])
+            self.prefix_errors.append(float(np.linalg.norm(planned - committed, axis=1).mean()))
+
+
+def join_metrics(queue: ChunkQueue) -> dict[str, float | None]:
+    """Boundary ratio, mean jerk and mean prefix error of one episode (None where undefined:
+    fewer than two chunks, no delay). Actions in data units, jerk per tick cubed."""
+    actions = np.asarray(queue.executed, dtype=np.float64)
+    jumps = np.linalg.norm(np.diff(actions, axis=0), axis=1) if len(actions) > 1 else np.zeros(0)
+    at_switch = np.zeros(len(jumps), dtype=bool)
+    at_switch[[k - 1 for k in queue.switch_ticks if 1 <= k <= len(jumps)]] = True
+    others = jumps[~at_switch].mean() if (~at_switch).any() else 0.0
+    ratio = jumps[at_switch].mean() / others if at_switch.any() and others > 0 else None
+    jerk = np.linalg.norm(np.diff(actions, n=3, axis=0), axis=1) if len(actions) > 3 else None
+    return {
+        "boundary_ratio": None if ratio is None else float(ratio),
+        "jerk": None if jerk is None else float(jerk.mean()),
+        "prefix_error": float(np.mean(queue.prefix_errors)) if queue.prefix_errors else None,
+    }

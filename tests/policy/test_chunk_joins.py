@@ -1,0 +1,78 @@
+"""Late chunks: which action runs at each tick, how joins blend, and what the metrics measure."""
+
+import numpy as np
+import pytest
+
+from shortcut_policy.policy.chunk_joins import ChunkQueue, join_metrics
+
+HORIZON, N_OBS = 16, 2
+START = N_OBS - 1
+
+
+def chunk(k: int) -> np.ndarray:
+    """Chunk number k: action i is 100 k + i, so every executed action names its source."""
+    return (100.0 * k + np.arange(HORIZON))[:, None]
+
+
+def run(queue: ChunkQueue, ticks: int) -> list[float]:
+    out, k = [], 0
+    for _ in range(ticks):
+        if queue.needs_chunk:
+            queue.add(chunk(k))
+            k += 1
+        out.append(float(queue.pop()[0]))
+    return out
+
+
+def test_without_delay_each_chunk_runs_its_executed_part_as_before():
+    actions = run(ChunkQueue(N_OBS, execute=8), 24)
+    want = [100 * k + START + i for k in range(3) for i in range(8)]
+    assert actions == want
+
+
+@pytest.mark.parametrize("delay", [1, 3, 6])
+def test_a_late_chunk_takes_over_at_index_delay(delay):
+    queue = ChunkQueue(N_OBS, execute=8, delay=delay)
+    actions = run(queue, 24)
+    # The first chunk is waited for: it runs until the second takes over at tick 8 + delay.
+    assert actions[: 8 + delay] == [START + i for i in range(8 + delay)]
+    # The second, asked for at tick 8, runs from its index START + delay.
+    assert actions[8 + delay] == 100 + START + delay
+    assert queue.switch_ticks == [8 + delay, 16 + delay]
+
+
+def test_the_prefix_error_compares_the_new_plan_with_what_was_executed():
+    queue = ChunkQueue(N_OBS, execute=8, delay=2)
+    run(queue, 11)
+    # Ticks 8 and 9 executed chunk 0's actions 9 and 10; chunk 1 planned 101 and 102 for them.
+    assert queue.prefix_errors == [pytest.approx(92.0)]
+
+
+def test_ensemble_weights_older_chunks_by_exp_minus_m_i():
+    queue = ChunkQueue(N_OBS, execute=8, delay=0, join="ensemble", ensemble_m=0.5)
+    actions = run(queue, 9)
+    old, new = chunk(0)[START + 8, 0], chunk(1)[START, 0]
+    weights = np.exp(-0.5 * np.arange(2))
+    assert actions[8] == pytest.approx((weights[0] * old + weights[1] * new) / weights.sum())
+
+
+def test_a_chunk_too_short_for_the_delay_is_refused():
+    queue = ChunkQueue(N_OBS, execute=8, delay=8)
+    with pytest.raises(ValueError, match="lower execute or delay"):
+        queue.add(chunk(0))
+
+
+def test_unknown_join_is_refused():
+    with pytest.raises(ValueError, match="join='blend'; choose one of none, ensemble"):
+        ChunkQueue(N_OBS, execute=8, join="blend")
+
+
+def test_the_boundary_ratio_is_the_switch_jump_over_the_other_jumps():
+    queue = ChunkQueue(N_OBS, execute=8)
+    queue.executed = [np.array([float(x)]) for x in [0, 1, 2, 3, 13, 14, 15]]
+    queue.switch_ticks = [4]  # the jump from 3 to 13
+    metrics = join_metrics(queue)
+    assert metrics["boundary_ratio"] == pytest.approx(10.0)
+    assert metrics["prefix_error"] is None  # no delay, nothing to compare
+    # Third differences of 0 1 2 3 13 14 15: 0, 9, -18, 9 -> mean |.| 9.
+    assert metrics["jerk"] == pytest.approx(9.0)
