@@ -27,6 +27,7 @@ from shortcut_policy.deploy import wire
 from shortcut_policy.objectives.sampling import BudgetError, step_budget
 from shortcut_policy.policy.async_chunks import AsyncChunks
 from shortcut_policy.policy.chunk_buffer import ChunkBuffer
+from shortcut_policy.policy.chunk_joins import checked_join
 from shortcut_policy.policy.obs_check import ObservationCheck
 
 ERRORS = {"BudgetError": BudgetError, "ValueError": ValueError, "WireError": ValueError}
@@ -46,6 +47,7 @@ class PolicyClient:
         reconnect_s: how long to keep trying to reconnect after the connection is lost.
         async_chunks, async_lead: as for ``ShortcutPolicy`` (the next chunk is requested while
             the current one runs).
+        join: as for ``ShortcutPolicy``: ``none`` or ``ensemble``, applied here, on the client.
     """
 
     def __init__(
@@ -56,7 +58,9 @@ class PolicyClient:
         reconnect_s: float = 10.0,
         async_chunks: bool = False,
         async_lead: int = 1,
+        join: str = "none",
     ) -> None:
+        self.join = checked_join(join, async_chunks)
         self.url, self.timeout_s, self.reconnect_s = url, timeout_s, reconnect_s
         self.ids = itertools.count(1)
         self.lock = threading.Lock()  # one request on the connection at a time
@@ -78,7 +82,7 @@ class PolicyClient:
     # ------------------------------------------------------------------ policy surface
     def reset(self) -> None:
         """Forget the observation history and the queued actions (call at episode start)."""
-        self.buffer = ChunkBuffer(self.n_obs_steps, self.n_action_steps)
+        self.buffer = ChunkBuffer(self.n_obs_steps, self.n_action_steps, join=self.join)
         if self.chunks is not None:
             self.chunks.reset()
 

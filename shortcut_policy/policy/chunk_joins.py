@@ -31,6 +31,18 @@ import numpy as np
 JOINS = ("none", "ensemble")
 
 
+def checked_join(join: str, async_chunks: bool = False) -> str:
+    """``join`` if it is known and fits the execution mode, else a ``ValueError`` saying why."""
+    if join not in JOINS:
+        raise ValueError(f"join={join!r}; choose one of {', '.join(JOINS)}")
+    if async_chunks and join != "none":
+        raise ValueError(
+            f"join={join!r} is not available with async_chunks=True yet (the non-blocking "
+            "executor replaces each chunk at its own switch tick); use join='none' there"
+        )
+    return join
+
+
 @dataclass
 class _Chunk:
     actions: np.ndarray  # (horizon, Da)
@@ -57,8 +69,7 @@ class ChunkQueue:
         join: str = "none",
         ensemble_m: float = 0.01,
     ) -> None:
-        if join not in JOINS:
-            raise ValueError(f"join={join!r}; choose one of {', '.join(JOINS)}")
+        checked_join(join)
         if execute < 1 or delay < 0:
             raise ValueError(f"execute must be >= 1 and delay >= 0 ticks, got {execute}, {delay}")
         self.start, self.execute, self.delay = n_obs_steps - 1, execute, delay

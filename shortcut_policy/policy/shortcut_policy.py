@@ -71,6 +71,7 @@ from shortcut_policy.policy.auto_budget import (
     p99_ms,
 )
 from shortcut_policy.policy.chunk_buffer import ChunkBuffer
+from shortcut_policy.policy.chunk_joins import checked_join
 from shortcut_policy.policy.cuda_graph import GraphedChunks
 from shortcut_policy.policy.hub import hub_folder, is_repo_id, model_card, push_folder
 from shortcut_policy.policy.obs_check import ObservationCheck, checked_noise, finite_actions
@@ -126,6 +127,7 @@ class ShortcutPolicy:
         async_chunks: bool = False,
         async_lead: int = 1,
         cuda_graph: bool = False,
+        join: str = "none",
     ) -> None:
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -149,6 +151,7 @@ class ShortcutPolicy:
         self.budget_choice: BudgetChoice | None = None
         self.drift: DriftWatch | None = None
         self.steps = self.chosen_steps(steps, deadline_ms)
+        self.join = checked_join(join, async_chunks)
         self.chunks = None
         if async_chunks:
             self.chunks = AsyncChunks(
@@ -208,7 +211,8 @@ class ShortcutPolicy:
         ``task`` (optional) refuses a policy trained for another task. ``sampler`` (shortcut and
         MeanFlow networks: ``jumps``, ``euler``, ``jump_euler``) replaces the checkpoint's way
         of spending the passes; None keeps it. ``options`` are the constructor's
-        ``deadline_ms``, ``async_chunks``, ``async_lead`` and ``cuda_graph``.
+        ``deadline_ms``, ``async_chunks``, ``async_lead``, ``cuda_graph`` and ``join``
+        (``none`` or ``ensemble``: how each new chunk joins the one it replaces).
         """
         if is_repo_id(path):
             path = hub_folder(os.fspath(path), revision)
@@ -288,7 +292,7 @@ class ShortcutPolicy:
     # ------------------------------------------------------------------ control loop
     def reset(self) -> None:
         """Forget the observation history and the queued actions (call at episode start)."""
-        self.buffer = ChunkBuffer(self.n_obs_steps, self.n_action_steps)
+        self.buffer = ChunkBuffer(self.n_obs_steps, self.n_action_steps, join=self.join)
         if self.chunks is not None:
             self.chunks.reset()
 

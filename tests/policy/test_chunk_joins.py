@@ -76,3 +76,23 @@ def test_the_boundary_ratio_is_the_switch_jump_over_the_other_jumps():
     assert metrics["prefix_error"] is None  # no delay, nothing to compare
     # Third differences of 0 1 2 3 13 14 15: 0, 9, -18, 9 -> mean |.| 9.
     assert metrics["jerk"] == pytest.approx(9.0)
+
+
+def test_the_policy_blends_chunks_when_asked_and_refuses_what_it_cannot_do():
+    from shortcut_policy import ShortcutPolicy
+
+    plain = ShortcutPolicy.from_pretrained("data/pretrained/push_t", device="cpu")
+    blended = ShortcutPolicy.from_pretrained(
+        "data/pretrained/push_t", device="cpu", join="ensemble"
+    )
+    obs = {key: np.zeros(shape, np.float32) for key, shape in plain.obs_shapes.items()}
+    runs = []
+    for policy in (plain, blended):
+        policy.seed(0)
+        runs.append(np.stack([policy.select_action(obs) for _ in range(9)]))
+    # The first chunk runs alone; at tick 8 the ensemble mixes in the first chunk's next action.
+    np.testing.assert_allclose(runs[0][:8], runs[1][:8])
+    assert not np.allclose(runs[0][8], runs[1][8])
+    assert blended.buffer.queue.join == "ensemble"
+    with pytest.raises(ValueError, match="not available with async_chunks=True"):
+        ShortcutPolicy.from_pretrained("data/pretrained/push_t", join="ensemble", async_chunks=True)
