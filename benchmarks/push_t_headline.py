@@ -200,9 +200,61 @@ def seeds(args: argparse.Namespace) -> None:
                 job.result()  # a failed pair stops the sweep with its error
     rows = seed_rows(args.seeds)
     table = seeds_markdown(rows)
+    seeds_plot(rows, ROOT / "docs" / "media" / "push_t_headline_seeds.png")
     (RESULTS / "push_t_headline_seeds.md").write_text(table + "\n")
     (RESULTS / "push_t_headline_seeds.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(table)
+
+
+def quiet_latency_ms(method: str, steps: int) -> float | None:
+    """Batch-1 chunk latency from the quiet-machine benchmark (``latency`` stage). Every
+    method but DDPM runs the same network and loop as shortcut at N passes, so shortcut's
+    figure stands for them."""
+    path = RESULTS / "latency_push_t_methods.json"
+    if not path.is_file():
+        return None
+    timed = {(r["objective"], r["steps"]): r for r in json.loads(path.read_text())["rows"]}
+    row = timed.get(("ddpm" if method == "ddpm" else "shortcut", steps))
+    return row["chunk"]["median_ms"] if row else None
+
+
+def seeds_plot(rows: list[dict], path: Path) -> None:
+    """Success (mean over training seeds, bars: one standard deviation) against latency."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=130)
+    for method, marker in zip(METHODS, "osD^v", strict=True):
+        mine = [(r, quiet_latency_ms(method, r["steps"])) for r in rows if r["method"] == method]
+        mine = [(r, ms) for r, ms in mine if ms is not None]
+        if not mine:
+            continue
+        x = [ms for _, ms in mine]
+        y = [r["success_mean"] for r, _ in mine]
+        err = [r["success_std"] for r, _ in mine]
+        seeds = len(mine[0][0]["seeds"])
+        label = f"{LABELS[method]} ({seeds} seed{'s' if seeds > 1 else ''})"
+        ax.errorbar(x, y, yerr=err, marker=marker, capsize=2, label=label)
+        for (r, _), xi, yi in zip(mine, x, y, strict=True):
+            ax.annotate(
+                budget_name(method, r["steps"]),
+                (xi, yi),
+                xytext=(3, 3),
+                textcoords="offset points",
+                fontsize=7,
+            )
+    ax.set_xscale("log")
+    ax.set_xlabel("chunk latency, batch 1, 2 CPU threads (ms, log scale)")
+    ax.set_ylabel("success, mean over training seeds (± sd)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("Push-T, unet_small, 4,000 steps, 100 episodes per seed and budget", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def time_latency(threads: int) -> None:
