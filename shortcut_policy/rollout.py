@@ -35,7 +35,7 @@ from shortcut_policy.evaluation.report import (
 )
 from shortcut_policy.evaluation.video import record_video
 from shortcut_policy.policy import ShortcutPolicy
-from shortcut_policy.policy.chunk_joins import ChunkQueue
+from shortcut_policy.policy.chunk_joins import ChunkQueue, check_prefix_fits
 from shortcut_policy.tasks import CONFIG_DIR, env_factory, newest_checkpoint_for_task
 from shortcut_policy.training import distributed
 from shortcut_policy.training.distributed import Rank
@@ -74,6 +74,8 @@ def execution(cfg: Any, policy: ShortcutPolicy) -> Execution:
     execute = chosen.execute or policy.n_action_steps
     try:
         ChunkQueue(policy.n_obs_steps, execute, chosen.delay, chosen.join)  # checks the values
+        prefix_max = getattr(policy.network, "prefix_max", 0)
+        check_prefix_fits(chosen.join, prefix_max, policy.n_obs_steps, chosen.delay)
     except ValueError as err:
         raise ConfigError(str(err)) from err
     last = policy.n_obs_steps - 1 + execute + chosen.delay - 1

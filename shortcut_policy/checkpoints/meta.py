@@ -49,6 +49,7 @@ MODEL_KEYS = {
     "step_embedding": "str",
     "time_scale": "number",
     "class_dropout": "number",
+    "prefix_max": "count",
 }
 VISION_KEYS = {
     "channels": "shape",
@@ -154,6 +155,9 @@ def _value_problem(kind: str, value: Any) -> str | None:
         return None if _is_number(value) and abs(value) <= 1e6 else "must be a modest number"
     if kind == "size":
         return None if _is_size(value) else f"must be an integer in [1, {MAX_DIM}]"
+    if kind == "count":
+        ok = value == 0 or _is_size(value)
+        return None if ok else f"must be an integer in [0, {MAX_DIM}]"
     if kind == "shape":
         return _shape_problem(value)
     if kind == "types":

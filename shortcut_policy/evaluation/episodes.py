@@ -48,7 +48,8 @@ class EpisodeResult:
 @dataclass(frozen=True)
 class Execution:
     """How chunks are executed. ``execute`` None: the policy's ``n_action_steps``; ``delay``
-    ticks between a request and its chunk taking over; ``join``: ``none`` or ``ensemble``;
+    ticks between a request and its chunk taking over; ``join``: ``none``, ``ensemble`` or
+    ``prefix`` (the committed actions given to a prefix-trained network);
     ``action_noise``: std of Gaussian noise added to each executed action (data units)."""
 
     execute: int | None = None
@@ -167,7 +168,22 @@ def _noisy(episode: _Slot, std: float) -> np.ndarray:
 def _predict(policy: ShortcutPolicy, episodes: list[_Slot], steps: int) -> np.ndarray:
     histories = [episode.buffer.history() for episode in episodes]
     batch = {key: np.stack([h[key] for h in histories]) for key in histories[0]}
-    return policy.predict_checked(batch, steps)  # each observation was checked on arrival
+    given = _committed(policy, episodes)
+    return policy.predict_checked(batch, steps, given=given)  # observations checked on arrival
+
+
+def _committed(policy: ShortcutPolicy, episodes: list[_Slot]):
+    """``(mask (B, H), actions (B, H, Da))`` of the decided prefixes with ``join='prefix'``;
+    None when no row has one (other joins, or every episode's first chunk)."""
+    if episodes[0].buffer.queue.join != "prefix":
+        return None
+    prefixes = [episode.buffer.queue.committed_prefix(policy.horizon) for episode in episodes]
+    if not any(length for length, _ in prefixes):
+        return None
+    shape = (policy.horizon, policy.network.spec["action_dim"])
+    mask = np.stack([np.arange(policy.horizon) < length for length, _ in prefixes])
+    values = np.stack([np.zeros(shape, np.float32) if v is None else v for _, v in prefixes])
+    return mask, values.astype(np.float32)
 
 
 def _observe(policy: ShortcutPolicy, episode: _Slot, obs) -> bool:

@@ -14,6 +14,7 @@ from torch import nn
 
 from shortcut_policy.data.normalizer import RangeNormalizer
 from shortcut_policy.models.obs_encoder import ObservationEncoder
+from shortcut_policy.models.prefix import GivenPrefix, given_lengths, prefix_mask
 from shortcut_policy.models.unet1d import ConditionalUnet1D
 
 
@@ -24,8 +25,10 @@ class PolicyNetwork(nn.Module):
         spec: data description ``{"obs_shapes": {key: shape}, "obs_types": {key: type},
             "action_dim", "horizon", "n_obs_steps", "action_key"}`` (plain data, saved in
             checkpoints; see :mod:`shortcut_policy.data.obs_space`).
-        head: model config fields for :class:`ConditionalUnet1D` (``down_dims`` ...) and
-            ``vision`` for the camera encoders (``models.vision.VisionConfig``).
+        head: model config fields for :class:`ConditionalUnet1D` (``down_dims`` ...),
+            ``vision`` for the camera encoders (``models.vision.VisionConfig``) and
+            ``prefix_max`` (0: off; else the longest committed prefix a training row is given,
+            see :mod:`~shortcut_policy.models.prefix`).
         normalizer: fitted statistics for every low-dimensional observation key and ``"action"``.
     """
 
@@ -41,8 +44,13 @@ class PolicyNetwork(nn.Module):
         self.normalizer = normalizer
         head = dict(head)
         self.obs_encoder = ObservationEncoder(spec, head.pop("vision", None))
+        self.prefix_max = int(head.pop("prefix_max", 0))
+        self.given = GivenPrefix(spec["horizon"], spec["action_dim"]) if self.prefix_max else None
         self.head = ConditionalUnet1D(
-            action_dim=spec["action_dim"], cond_dim=self.obs_encoder.out_dim, **head
+            action_dim=spec["action_dim"],
+            cond_dim=self.obs_encoder.out_dim,
+            extra_channels=1 if self.given else 0,
+            **head,
         )
 
     def encode(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -57,14 +65,28 @@ class PolicyNetwork(nn.Module):
         return self.obs_encoder(inputs)
 
     def augment(self, batch: Mapping[str, Any]) -> dict[str, Any]:
-        """The batch with random crops of its camera frames (training only; see the encoder)."""
-        if not self.training or not self.obs_encoder.rgb_keys:
-            return dict(batch)
-        return {**batch, "obs": self.obs_encoder.augment(batch["obs"])}
+        """The batch with random crops of its camera frames and, with ``prefix_max``, each
+        row's given prefix length ``given_len`` (training only; the teacher sees the same)."""
+        batch = dict(batch)
+        if not self.training:
+            return batch
+        if self.obs_encoder.rgb_keys:
+            batch["obs"] = self.obs_encoder.augment(batch["obs"])
+        if self.given is not None:
+            rows = len(batch["action"])
+            batch["given_len"] = given_lengths(rows, self.prefix_max, batch["action"].device)
+        return batch
 
     def prepare_batch(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training pair ``(x1, cond)``: normalized actions ``(B, H, Da)`` and conditioning."""
-        return self.normalizer.normalize("action", batch["action"]), self.encode(batch["obs"])
+        """Training pair ``(x1, cond)``: normalized actions ``(B, H, Da)`` and conditioning
+        (with the given prefix packed in, when the network takes one)."""
+        x1 = self.normalizer.normalize("action", batch["action"])
+        cond = self.encode(batch["obs"])
+        if self.given is None:
+            return x1, cond
+        lengths = batch.get("given_len")
+        mask = None if lengths is None else prefix_mask(lengths, x1.shape[1])
+        return x1, self.given.pack(cond, mask, x1)
 
     def act(
         self,
@@ -73,23 +95,38 @@ class PolicyNetwork(nn.Module):
         steps: int,
         noise: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        given: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Raw observations ``{key: (B, n_obs_steps, *shape)}`` -> actions ``(B, horizon, Da)``
         in data units: encode, ``steps`` passes of ``objective.sample`` from ``noise`` (standard
         normal in normalized units; drawn from ``generator`` when None), unnormalize. The one
         observation-to-action path: the policy, rollouts, training evaluation, CUDA graphs and
-        the ONNX export all call it."""
+        the ONNX export all call it. ``given`` ``(mask (B, H) bool, actions (B, H, Da))`` in
+        data units: the committed prefix (a network trained with ``prefix_max`` only); the
+        returned chunk holds those actions where ``mask`` is set."""
         cond = self.encode(obs)
+        if given is not None and self.given is None:
+            raise ValueError("this network was trained without a prefix (prefix_max = 0)")
+        mask, values = given if given is not None else (None, None)
+        if self.given is not None:
+            values = None if given is None else self.normalizer.normalize("action", values)
+            cond = self.given.pack(cond, mask, values)
         if noise is None:
             shape = self.sample_shape(cond.shape[0])
             noise = torch.randn(shape, generator=generator, device=cond.device)
         chunk = objective.sample(self, noise, cond, steps, generator)
+        if mask is not None:
+            chunk = torch.where(mask[..., None], values, chunk)
         return self.normalizer.unnormalize("action", chunk)
 
     def forward(
         self, x: torch.Tensor, t: torch.Tensor, d: torch.Tensor, cond: torch.Tensor
     ) -> torch.Tensor:
-        return self.head(x, t, d, cond)
+        if self.given is None:
+            return self.head(x, t, d, cond)
+        features, mask, values = self.given.unpack(cond)
+        out = self.head(self.given.head_input(x, mask, values), t, d, features)
+        return out * ~mask[..., None]  # given positions: no output, so no gradient
 
     def sample_shape(self, batch: int) -> tuple[int, int, int]:
         """Shape of one batch of normalized action chunks: ``(B, horizon, action_dim)``."""

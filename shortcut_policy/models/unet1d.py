@@ -59,6 +59,8 @@ class ConditionalUnet1D(nn.Module):
         n_groups: GroupNorm groups.
         step_embedding: how ``d`` is embedded, ``"level"`` or ``"length"`` (embeddings.py).
         time_scale: ``t`` (and a ``"length"`` ``d``) is multiplied by this before its sinusoids.
+        extra_channels: input channels beyond the actions (a prefix mask); the output stays
+            ``action_dim`` wide.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class ConditionalUnet1D(nn.Module):
         n_groups: int = 8,
         step_embedding: str = "level",
         time_scale: float = 1000.0,
+        extra_channels: int = 0,
     ) -> None:
         super().__init__()
         self.embed = TimeStepEmbedding(
@@ -79,7 +82,7 @@ class ConditionalUnet1D(nn.Module):
         film_dim = self.embed.out_dim + cond_dim
         self.cond_dim = cond_dim
         self.n_down = len(down_dims) - 1
-        widths = [action_dim, *down_dims]
+        widths = [action_dim + extra_channels, *down_dims]
 
         def res(c_in: int, c_out: int) -> FiLMResBlock:
             return FiLMResBlock(c_in, c_out, film_dim, kernel_size, n_groups)
@@ -102,7 +105,8 @@ class ConditionalUnet1D(nn.Module):
     def forward(
         self, x: torch.Tensor, t: torch.Tensor, d: torch.Tensor, cond: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """``x: (B, T, Da)``, ``t, d: (B,)``, ``cond: (B, cond_dim)`` -> ``(B, T, Da)``.
+        """``x: (B, T, Da + extra_channels)``, ``t, d: (B,)``, ``cond: (B, cond_dim)`` ->
+        ``(B, T, Da)``.
 
         ``T`` must be divisible by ``2 ** (len(down_dims) - 1)``.
         """

@@ -14,7 +14,11 @@ the tick it was asked for. Joins:
 
 * ``none``: the newest chunk alone, from the tick it takes over;
 * ``ensemble``: ACT's temporal ensembling, the mean of every available chunk's action for this
-  tick weighted ``exp(-m * i)``, ``i = 0`` for the oldest.
+  tick weighted ``exp(-m * i)``, ``i = 0`` for the oldest;
+* ``prefix``: as ``none``, but the new chunk is asked for with its committed prefix
+  (:meth:`ChunkQueue.committed_prefix`: the executed and the still-to-execute actions for its
+  first ``n_obs_steps - 1 + delay`` positions), which a network trained with ``prefix_max``
+  takes as given (``models/prefix.py``).
 
 What a join is judged by (:func:`join_metrics`): the jump ``|a_k - a_(k-1)|`` at the ticks where
 a chunk takes over against the same mean over the other ticks (the boundary ratio), the mean jerk
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-JOINS = ("none", "ensemble")
+JOINS = ("none", "ensemble", "prefix")
 
 
 def checked_join(join: str, async_chunks: bool = False) -> str:
@@ -41,6 +45,24 @@ def checked_join(join: str, async_chunks: bool = False) -> str:
             "executor replaces each chunk at its own switch tick); use join='none' there"
         )
     return join
+
+
+def check_prefix_fits(join: str, prefix_max: int, n_obs_steps: int, delay: int) -> None:
+    """``join='prefix'`` needs a network trained with prefixes at least as long as the ones it
+    will be given (``n_obs_steps - 1 + delay``); a ``ValueError`` says which fix applies."""
+    if join != "prefix":
+        return
+    needed = n_obs_steps - 1 + delay
+    if prefix_max == 0:
+        raise ValueError(
+            "join='prefix' needs a policy trained with prefix conditioning (train with "
+            "+model.prefix_max=8); this one was not: use join='none' or 'ensemble'"
+        )
+    if needed > prefix_max:
+        raise ValueError(
+            f"join='prefix' at delay={delay} gives {needed} actions, but the policy was trained "
+            f"with prefixes of at most {prefix_max}; lower the delay or retrain"
+        )
 
 
 @dataclass
@@ -106,7 +128,7 @@ class ChunkQueue:
         newest = live[-1]
         if newest.active == self.tick and len(self.chunks) > 1:
             self._note_switch(newest)
-        if self.join == "none":
+        if self.join != "ensemble":
             action = self._action(newest)
             self.chunks = [c for c in self.chunks if c is newest or c.active > self.tick]
         else:
@@ -116,6 +138,26 @@ class ChunkQueue:
         self.executed.append(action)
         self.tick += 1
         return action
+
+    def committed_prefix(self, horizon: int) -> tuple[int, np.ndarray | None]:
+        """For the chunk asked for at this tick: how many of its first positions are decided
+        and their actions ``(horizon, Da)`` (zeros after them). Position ``i`` is the tick
+        ``now + i - (n_obs_steps - 1)``: past ticks hold what was executed, the ``delay`` ticks
+        before the chunk takes over hold the current chunk's plan. ``(0, None)`` at an
+        episode's first chunk."""
+        first_tick = self.tick - self.start
+        if not self.chunks or first_tick < 0:
+            return 0, None
+        length = min(self.start + self.delay, horizon)
+        current = self.chunks[-1]
+        values = np.zeros((horizon, *current.actions.shape[1:]), dtype=current.actions.dtype)
+        for i in range(length):
+            tick = first_tick + i
+            if tick < self.tick:
+                values[i] = self.executed[tick]
+            else:
+                values[i] = current.actions[self.start + tick - current.request]
+        return length, values
 
     def _requested_now(self) -> bool:
         return bool(self.chunks) and self.chunks[-1].request == self.tick

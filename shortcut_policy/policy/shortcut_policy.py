@@ -71,7 +71,7 @@ from shortcut_policy.policy.auto_budget import (
     p99_ms,
 )
 from shortcut_policy.policy.chunk_buffer import ChunkBuffer
-from shortcut_policy.policy.chunk_joins import checked_join
+from shortcut_policy.policy.chunk_joins import check_prefix_fits, checked_join
 from shortcut_policy.policy.cuda_graph import GraphedChunks
 from shortcut_policy.policy.hub import hub_folder, is_repo_id, model_card, push_folder
 from shortcut_policy.policy.obs_check import ObservationCheck, checked_noise, finite_actions
@@ -152,6 +152,7 @@ class ShortcutPolicy:
         self.drift: DriftWatch | None = None
         self.steps = self.chosen_steps(steps, deadline_ms)
         self.join = checked_join(join, async_chunks)
+        check_prefix_fits(join, getattr(network, "prefix_max", 0), self.n_obs_steps, 0)
         self.chunks = None
         if async_chunks:
             self.chunks = AsyncChunks(
@@ -212,7 +213,8 @@ class ShortcutPolicy:
         MeanFlow networks: ``jumps``, ``euler``, ``jump_euler``) replaces the checkpoint's way
         of spending the passes; None keeps it. ``options`` are the constructor's
         ``deadline_ms``, ``async_chunks``, ``async_lead``, ``cuda_graph`` and ``join``
-        (``none`` or ``ensemble``: how each new chunk joins the one it replaces).
+        (``none``, ``ensemble`` or, for a policy trained with ``prefix_max``, ``prefix``: how
+        each new chunk joins the one it replaces).
         """
         if is_repo_id(path):
             path = hub_folder(os.fspath(path), revision)
@@ -329,9 +331,12 @@ class ShortcutPolicy:
         checked: Mapping[str, np.ndarray],
         steps: int | None = None,
         noise: np.ndarray | torch.Tensor | None = None,
+        given: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray:
         """:meth:`predict_action_chunk` for observations :meth:`validate` already returned
-        (``select_action`` and the batched rollouts check each observation once, on arrival)."""
+        (``select_action`` and the batched rollouts check each observation once, on arrival).
+        ``given``: ``(mask (B, H) bool, actions (B, H, Da))``, the committed prefix a network
+        trained with ``prefix_max`` takes (``join='prefix'``)."""
         own_budget = steps is None
         steps = self.objective.budget(self.steps if own_budget else steps)
         start = time.perf_counter()
@@ -339,20 +344,33 @@ class ShortcutPolicy:
         shape = self.network.sample_shape(next(iter(tensors.values())).shape[0])
         if noise is not None:
             noise = torch.as_tensor(checked_noise(noise, shape), device=self.device)
+        if given is not None:
+            given = tuple(torch.as_tensor(g, device=self.device) for g in given)
         if self.graphed is not None:
+            if given is not None:
+                raise ValueError("cuda_graph=True does not take a committed prefix yet")
             if noise is None:  # the graph takes its noise as an input
                 noise = torch.randn(shape, generator=self.generator, device=self.device)
             chunk = self.graphed(tensors, noise, steps)
         else:
-            chunk = self.network.act(tensors, self.objective, steps, noise, self.generator)
+            chunk = self.network.act(
+                tensors, self.objective, steps, noise, self.generator, given=given
+            )
         chunk = finite_actions(chunk.cpu().numpy())  # .cpu() waits for the device
         if own_budget and self.drift is not None:
             self.steps = self.drift.observe((time.perf_counter() - start) * 1000.0)
         return chunk
 
     def predict_one(self, history: Mapping[str, np.ndarray]) -> np.ndarray:
-        """One checked history ``{key: (n_obs_steps, *shape)}`` -> one chunk ``(horizon, Da)``."""
-        return self.predict_checked({key: value[None] for key, value in history.items()})[0]
+        """One checked history ``{key: (n_obs_steps, *shape)}`` -> one chunk ``(horizon, Da)``
+        (with ``join='prefix'``, given the actions already decided)."""
+        given = None
+        if self.join == "prefix" and self.chunks is None:
+            length, values = self.buffer.queue.committed_prefix(self.horizon)
+            if length:
+                given = (np.arange(self.horizon)[None] < length, values[None])
+        batch = {key: value[None] for key, value in history.items()}
+        return self.predict_checked(batch, given=given)[0]
 
     def network_inputs(self, obs: Mapping[str, np.ndarray | torch.Tensor]) -> dict:
         """Checked batched observations ``{key: (B, n_obs_steps, *shape)}`` as device tensors."""

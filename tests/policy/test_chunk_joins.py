@@ -96,3 +96,13 @@ def test_the_policy_blends_chunks_when_asked_and_refuses_what_it_cannot_do():
     assert blended.buffer.queue.join == "ensemble"
     with pytest.raises(ValueError, match="not available with async_chunks=True"):
         ShortcutPolicy.from_pretrained("data/pretrained/push_t", join="ensemble", async_chunks=True)
+
+
+def test_the_committed_prefix_holds_the_executed_and_the_planned_actions():
+    queue = ChunkQueue(N_OBS, execute=8, delay=2, join="prefix")
+    assert queue.committed_prefix(HORIZON) == (0, None)  # an episode's first chunk: nothing
+    run(queue, 8)  # ticks 0..7 executed chunk 0's actions 1..8; a request is due at tick 8
+    length, values = queue.committed_prefix(HORIZON)
+    # Position 0 is tick 7 (executed: 8); 1 and 2 are ticks 8 and 9, still chunk 0's: 9, 10.
+    assert length == START + 2
+    assert values[:length, 0].tolist() == [8.0, 9.0, 10.0] and not values[length:].any()
