@@ -27,7 +27,7 @@ from shortcut_policy.deploy import wire
 from shortcut_policy.objectives.sampling import BudgetError, step_budget
 from shortcut_policy.policy.async_chunks import AsyncChunks
 from shortcut_policy.policy.chunk_buffer import ChunkBuffer
-from shortcut_policy.policy.chunk_joins import checked_join
+from shortcut_policy.policy.chunk_joins import check_prefix_fits, checked_join, given_batch
 from shortcut_policy.policy.obs_check import ObservationCheck
 
 ERRORS = {"BudgetError": BudgetError, "ValueError": ValueError, "WireError": ValueError}
@@ -47,7 +47,8 @@ class PolicyClient:
         reconnect_s: how long to keep trying to reconnect after the connection is lost.
         async_chunks, async_lead: as for ``ShortcutPolicy`` (the next chunk is requested while
             the current one runs).
-        join: as for ``ShortcutPolicy``: ``none`` or ``ensemble``, applied here, on the client.
+        join: as for ``ShortcutPolicy`` (``none``, ``ensemble``, ``prefix``), applied here, on
+            the client; with ``prefix`` each request carries the committed actions.
     """
 
     def __init__(
@@ -71,11 +72,19 @@ class PolicyClient:
         self.n_obs_steps, self.horizon = int(spec["n_obs_steps"]), int(spec["horizon"])
         self.n_action_steps = int(spec["n_action_steps"])
         self.steps = self._checked_steps(steps)
+        delay = async_lead if async_chunks else 0
+        prefix_max = int(self.description.get("prefix_max", 0))
+        check_prefix_fits(self.join, prefix_max, self.n_obs_steps, delay)
         self.last_timing: dict[str, float] = {}
         self.chunks = None
         if async_chunks:
             self.chunks = AsyncChunks(
-                self.predict_one, self.n_obs_steps, self.horizon, self.n_action_steps, async_lead
+                self.predict_one,
+                self.n_obs_steps,
+                self.horizon,
+                self.n_action_steps,
+                async_lead,
+                prefix=self.join == "prefix",
             )
         self.reset()
 
@@ -94,19 +103,28 @@ class PolicyClient:
         return self.buffer.next_action(checked, self.predict_one)
 
     def predict_action_chunk(
-        self, obs: Mapping[str, np.ndarray], steps: int | None = None
+        self, obs: Mapping[str, np.ndarray], steps: int | None = None, given=None
     ) -> np.ndarray:
-        """Observations ``{key: (B, n_obs_steps, *shape)}`` -> actions ``(B, horizon, Da)``."""
+        """Observations ``{key: (B, n_obs_steps, *shape)}`` -> actions ``(B, horizon, Da)``;
+        ``given`` ``(mask (B, H), actions (B, H, Da))``: a committed prefix (checked there)."""
         batch = self.check(obs, batched=True)
         steps = self.steps if steps is None else self._checked_steps(steps)
         request = {"type": "act", "obs": batch} | ({"steps": steps} if steps else {})
+        if given is not None:
+            mask, actions = given
+            request["given_mask"] = np.asarray(mask, dtype=bool)
+            request["given_actions"] = np.asarray(actions, dtype=np.float32)
         reply = self.request(request)
         self.last_timing = dict(reply.get("timing") or {})
         return wire.decode_array(reply["action"], "action")
 
-    def predict_one(self, history: Mapping[str, np.ndarray]) -> np.ndarray:
-        """One history ``{key: (n_obs_steps, *shape)}`` -> one chunk ``(horizon, Da)``."""
-        return self.predict_action_chunk({key: value[None] for key, value in history.items()})[0]
+    def predict_one(self, history: Mapping[str, np.ndarray], given=None) -> np.ndarray:
+        """One history ``{key: (n_obs_steps, *shape)}`` -> one chunk ``(horizon, Da)``; with
+        ``join='prefix'`` the committed actions travel with it."""
+        if self.chunks is None:
+            given = given_batch(self.buffer.queue, self.horizon)
+        batch = {key: value[None] for key, value in history.items()}
+        return self.predict_action_chunk(batch, given=given)[0]
 
     # ------------------------------------------------------------------ transport
     def request(self, message: dict[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from shortcut_policy.objectives.sampling import BudgetError
 from shortcut_policy.policy import ShortcutPolicy
 from shortcut_policy.policy.auto_budget import candidate_budgets, largest_budget
 from shortcut_policy.policy.chunk_buffer import ChunkBuffer
+from shortcut_policy.policy.chunk_joins import checked_given
 
 log = logging.getLogger("shortcut_policy.serve")
 # What a client needs to check and batch observations itself (see obs_check.ObservationCheck).
@@ -53,6 +54,7 @@ def describe(policy: ShortcutPolicy, max_message_bytes: int) -> dict[str, Any]:
         "measured_p99_ms": {str(k): v for k, v in choice.p99_ms.items()} if choice else None,
         "max_message_bytes": max_message_bytes,
         "train_step": policy.meta.get("step"),
+        "prefix_max": getattr(policy.network, "prefix_max", 0),  # longest committed prefix
     }
 
 
@@ -62,6 +64,7 @@ class Request:
 
     obs: dict[str, np.ndarray]
     steps: int | None
+    given: tuple[np.ndarray, np.ndarray] | None = None  # committed prefix (mask, actions)
     queued: float = field(default_factory=time.perf_counter)
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -93,7 +96,9 @@ class Batcher:
         start = time.perf_counter()
         obs = {key: np.concatenate([r.obs[key] for r in requests]) for key in requests[0].obs}
         try:
-            chunks = np.split(self.policy.predict_checked(obs, steps), _bounds(requests))
+            given = _given(self.policy, requests)
+            chunks = self.policy.predict_checked(obs, steps, given=given)
+            chunks = np.split(chunks, _bounds(requests))
         except ValueError:  # one request's bad rows must not fail the others: retry alone
             chunks = [self._alone(r, steps) for r in requests]
         except Exception as err:  # a bug or a device fault: answer everyone, keep serving
@@ -107,9 +112,25 @@ class Batcher:
 
     def _alone(self, request: Request, steps: int | None) -> np.ndarray | Exception:
         try:
-            return self.policy.predict_checked(request.obs, steps)
+            return self.policy.predict_checked(request.obs, steps, given=request.given)
         except ValueError as err:
             return err
+
+
+def _given(policy: ShortcutPolicy, requests: list[Request]):
+    """The group's committed prefixes stacked (rows without one: nothing given), or None."""
+    if all(r.given is None for r in requests):
+        return None
+    horizon, action_dim = policy.horizon, policy.network.spec["action_dim"]
+    masks, values = [], []
+    for r in requests:
+        mask, actions = r.given or (
+            np.zeros((r.rows, horizon), bool),
+            np.zeros((r.rows, horizon, action_dim), np.float32),
+        )
+        masks.append(mask)
+        values.append(actions)
+    return np.concatenate(masks), np.concatenate(values)
 
 
 def _bounds(requests: list[Request]) -> list[int]:
@@ -172,7 +193,7 @@ class PolicyServer:
             if steps is not None:
                 steps = self.policy.objective.budget(steps)
             obs, single = self.batched(wire.decode_obs(message), history)
-            request = Request(obs, steps)
+            request = Request(obs, steps, self.given(message, obs))
             self.batcher.queue.put_nowait(request)
             chunk, timing = await request.done
             if single is not None:
@@ -194,6 +215,19 @@ class PolicyServer:
                 "kind": type(err).__name__,
                 "error": str(err),
             }
+
+    def given(self, message: dict, obs: dict[str, np.ndarray]):
+        """The request's committed prefix (``given_mask``, ``given_actions``), checked, or None."""
+        if "given_mask" not in message:
+            return None
+        given = (
+            wire.decode_array(message["given_mask"], "given_mask"),
+            wire.decode_array(message.get("given_actions"), "given_actions"),
+        )
+        rows = len(next(iter(obs.values())))
+        action_dim = self.policy.network.spec["action_dim"]
+        prefix_max = getattr(self.policy.network, "prefix_max", 0)
+        return checked_given(given, rows, self.policy.horizon, action_dim, prefix_max)
 
     def batched(
         self, obs: dict[str, np.ndarray], history: ChunkBuffer

@@ -13,6 +13,11 @@ The switch happens at ``L + lead`` (the end of the old chunk's executed part) or
 new chunk arrives, whichever is later; until then the old chunk's remaining actions, up to its
 horizon, fill in. So ``select_action`` waits on inference only for the first chunk of an
 episode, or when inference takes longer than the old chunk's whole horizon.
+
+With ``prefix=True`` (a policy trained with prefix conditioning, ``join='prefix'``) each request
+also carries the actions already decided for the new chunk's first ``n_obs_steps - 1 + lead``
+positions: those executed before tick L and the old chunk's plan for ticks L .. L + lead - 1,
+which the robot executes whatever arrives; the new chunk is computed to continue them.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ class AsyncChunks:
         lead: ticks before the end of a chunk's executed part at which the next one is
             requested; in ``[0, n_action_steps - 1]``. Larger hides slower inference behind
             the old chunk's planned actions, at the cost of older observations.
+        prefix: pass ``predict(history, given)`` the committed prefix ``(mask (1, H), actions
+            (1, H, Da))`` of each request (None for an episode's first chunk).
     """
 
     def __init__(
@@ -55,13 +62,14 @@ class AsyncChunks:
         horizon: int,
         n_action_steps: int,
         lead: int = 1,
+        prefix: bool = False,
     ) -> None:
         if not 0 <= lead < n_action_steps:
             raise ValueError(
                 f"async_lead must be in [0, n_action_steps - 1] = [0, {n_action_steps - 1}], "
                 f"got {lead}"
             )
-        self.predict, self.lead = predict, lead
+        self.predict, self.lead, self.prefix = predict, lead, prefix
         self.n_obs_steps, self.horizon, self.n_action_steps = n_obs_steps, horizon, n_action_steps
         self.start = n_obs_steps - 1
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="policy-chunks")
@@ -76,6 +84,7 @@ class AsyncChunks:
         self.ready: Chunk | None = None
         self.pending: tuple[Future, int] | None = None
         self.next_request = 0
+        self.executed: list[np.ndarray] = []  # this episode's actions, for the prefix
 
     def select_action(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
         """One checked observation in, the action ``(Da,)`` for this tick out."""
@@ -89,9 +98,34 @@ class AsyncChunks:
             self.current, self.ready = self.ready, None
             self.next_request = self.current.origin + self.n_action_steps
         if self.pending is None and self.ready is None and self.tick >= self.next_request:
-            future = self.executor.submit(self.predict, self.buffer.history())
-            self.pending = (future, self.tick)
-        return self.current.actions[self._index(self.current)]
+            self.pending = (self._request(), self.tick)
+        action = self.current.actions[self._index(self.current)]
+        self.executed.append(action)
+        return action
+
+    def _request(self) -> Future:
+        """Ask the worker thread for a chunk from this tick's history (and its prefix)."""
+        if not self.prefix:
+            return self.executor.submit(self.predict, self.buffer.history())
+        return self.executor.submit(self.predict, self.buffer.history(), self._committed())
+
+    def _committed(self):
+        """``(mask (1, H), actions (1, H, Da))`` decided for a chunk asked for now: position
+        ``i`` is tick ``now + i - start``, executed if past, else the current chunk's plan."""
+        length = self.start + self.lead
+        if self.current is None or self.tick - self.start < 0:
+            return None
+        if self.tick + self.lead - 1 - self.current.origin + self.start >= self.horizon:
+            return None  # the current chunk has no plan that far: nothing can be promised
+        values = np.zeros_like(self.current.actions)
+        for i in range(length):
+            tick = self.tick + i - self.start
+            if tick < self.tick:
+                values[i] = self.executed[tick]
+            else:
+                values[i] = self.current.actions[self.start + tick - self.current.origin]
+        mask = np.arange(len(values)) < length
+        return mask[None], values[None]
 
     def _index(self, chunk: Chunk) -> int:
         """The chunk index of this tick's action."""
@@ -100,7 +134,7 @@ class AsyncChunks:
     def _collect(self, wait: bool) -> None:
         """Move a finished request to ``ready``; with ``wait``, block until it finishes."""
         if wait and self.pending is None:  # inference was never asked for in time: ask now
-            self.pending = (self.executor.submit(self.predict, self.buffer.history()), self.tick)
+            self.pending = (self._request(), self.tick)
         if self.pending is None or not (wait or self.pending[0].done()):
             return
         future, origin = self.pending

@@ -39,10 +39,10 @@ def checked_join(join: str, async_chunks: bool = False) -> str:
     """``join`` if it is known and fits the execution mode, else a ``ValueError`` saying why."""
     if join not in JOINS:
         raise ValueError(f"join={join!r}; choose one of {', '.join(JOINS)}")
-    if async_chunks and join != "none":
+    if async_chunks and join == "ensemble":
         raise ValueError(
-            f"join={join!r} is not available with async_chunks=True yet (the non-blocking "
-            "executor replaces each chunk at its own switch tick); use join='none' there"
+            "join='ensemble' is not available with async_chunks=True (the non-blocking "
+            "executor replaces each chunk at its own switch tick); use 'none' or 'prefix' there"
         )
     return join
 
@@ -63,6 +63,41 @@ def check_prefix_fits(join: str, prefix_max: int, n_obs_steps: int, delay: int) 
             f"join='prefix' at delay={delay} gives {needed} actions, but the policy was trained "
             f"with prefixes of at most {prefix_max}; lower the delay or retrain"
         )
+
+
+def given_batch(queue: ChunkQueue, horizon: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """A one-row ``(mask (1, H), actions (1, H, Da))`` of the queue's committed prefix, or None
+    when nothing is decided yet (or the join is not ``prefix``)."""
+    if queue.join != "prefix":
+        return None
+    length, values = queue.committed_prefix(horizon)
+    if not length:
+        return None
+    return (np.arange(horizon) < length)[None], values[None].astype(np.float32)
+
+
+def checked_given(given, rows: int, horizon: int, action_dim: int, prefix_max: int):
+    """``given`` ``(mask (B, H), actions (B, H, Da))`` as bool and float32 arrays, or a
+    ``ValueError`` naming what is wrong (shape, NaN, a network that takes no prefix)."""
+    if given is None:
+        return None
+    if prefix_max == 0:
+        raise ValueError(
+            "a committed prefix was given, but this policy was trained without prefix "
+            "conditioning (prefix_max = 0)"
+        )
+    mask, values = np.asarray(given[0]), np.asarray(given[1], dtype=np.float32)
+    if mask.shape != (rows, horizon) or values.shape != (rows, horizon, action_dim):
+        raise ValueError(
+            f"the committed prefix must be a mask ({rows}, {horizon}) and actions ({rows}, "
+            f"{horizon}, {action_dim}); got {mask.shape} and {values.shape}"
+        )
+    if not np.isfinite(values).all():
+        raise ValueError("the committed prefix holds NaN or inf actions")
+    lengths = mask.astype(bool).sum(1)
+    if lengths.max() > prefix_max:
+        raise ValueError(f"a prefix of {lengths.max()} actions; this policy takes {prefix_max}")
+    return mask.astype(bool), values
 
 
 @dataclass

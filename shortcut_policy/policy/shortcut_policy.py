@@ -71,7 +71,12 @@ from shortcut_policy.policy.auto_budget import (
     p99_ms,
 )
 from shortcut_policy.policy.chunk_buffer import ChunkBuffer
-from shortcut_policy.policy.chunk_joins import check_prefix_fits, checked_join
+from shortcut_policy.policy.chunk_joins import (
+    check_prefix_fits,
+    checked_given,
+    checked_join,
+    given_batch,
+)
 from shortcut_policy.policy.cuda_graph import GraphedChunks
 from shortcut_policy.policy.hub import hub_folder, is_repo_id, model_card, push_folder
 from shortcut_policy.policy.obs_check import ObservationCheck, checked_noise, finite_actions
@@ -152,7 +157,8 @@ class ShortcutPolicy:
         self.drift: DriftWatch | None = None
         self.steps = self.chosen_steps(steps, deadline_ms)
         self.join = checked_join(join, async_chunks)
-        check_prefix_fits(join, getattr(network, "prefix_max", 0), self.n_obs_steps, 0)
+        delay = async_lead if async_chunks else 0  # ticks the old chunk still runs
+        check_prefix_fits(join, getattr(network, "prefix_max", 0), self.n_obs_steps, delay)
         self.chunks = None
         if async_chunks:
             self.chunks = AsyncChunks(
@@ -161,6 +167,7 @@ class ShortcutPolicy:
                 self.horizon,
                 self.n_action_steps,
                 lead=async_lead,
+                prefix=self.join == "prefix",
             )
         self.reset()
 
@@ -344,6 +351,8 @@ class ShortcutPolicy:
         shape = self.network.sample_shape(next(iter(tensors.values())).shape[0])
         if noise is not None:
             noise = torch.as_tensor(checked_noise(noise, shape), device=self.device)
+        prefix_max = getattr(self.network, "prefix_max", 0)
+        given = checked_given(given, shape[0], self.horizon, shape[-1], prefix_max)
         if given is not None:
             given = tuple(torch.as_tensor(g, device=self.device) for g in given)
         if self.graphed is not None:
@@ -361,15 +370,15 @@ class ShortcutPolicy:
             self.steps = self.drift.observe((time.perf_counter() - start) * 1000.0)
         return chunk
 
-    def predict_one(self, history: Mapping[str, np.ndarray]) -> np.ndarray:
+    def predict_one(self, history: Mapping[str, np.ndarray], given=None) -> np.ndarray:
         """One checked history ``{key: (n_obs_steps, *shape)}`` -> one chunk ``(horizon, Da)``
-        (with ``join='prefix'``, given the actions already decided)."""
-        given = None
-        if self.join == "prefix" and self.chunks is None:
-            length, values = self.buffer.queue.committed_prefix(self.horizon)
-            if length:
-                given = (np.arange(self.horizon)[None] < length, values[None])
+        (with ``join='prefix'``, given the actions already decided: by the non-blocking
+        executor, or here from the queue)."""
+        if self.chunks is None:
+            given = given_batch(self.buffer.queue, self.horizon)
         batch = {key: value[None] for key, value in history.items()}
+        if given is None:
+            return self.predict_checked(batch)[0]
         return self.predict_checked(batch, given=given)[0]
 
     def network_inputs(self, obs: Mapping[str, np.ndarray | torch.Tensor]) -> dict:

@@ -206,3 +206,38 @@ def test_the_client_reconnects_after_a_server_restart():
             second.stop()
     with pytest.raises(ConnectionError, match="cannot reach the policy server"):
         PolicyClient(first.url, reconnect_s=0.2)
+
+
+def test_a_committed_prefix_for_a_policy_trained_without_one_is_refused(server):
+    rng = np.random.default_rng(0)
+    message = {
+        "type": "act",
+        "obs": history(rng),
+        "given_mask": np.zeros((1, 16), bool),
+        "given_actions": np.zeros((1, 16, 2), np.float32),
+    }
+    with raw(server) as connection:
+        reply = ask(connection, message)
+    assert reply["type"] == "error" and "trained without prefix conditioning" in reply["error"]
+    with pytest.raises(ValueError, match="needs a policy trained with prefix conditioning"):
+        PolicyClient(server.url, join="prefix")
+
+
+def test_the_batcher_stacks_prefixes_and_leaves_rows_without_one_free():
+    from shortcut_policy.deploy.server import Request, _given
+
+    class Policy:
+        horizon = 4
+        network = type("Net", (), {"spec": {"action_dim": 2}})()
+
+    obs = {"state": np.zeros((2, 1, 5), np.float32)}
+    mask = np.array([[True, True, False, False]])
+    actions = np.ones((1, 4, 2), np.float32)
+    import asyncio
+
+    async def requests():
+        return [Request(obs, None), Request({"state": obs["state"][:1]}, None, (mask, actions))]
+
+    stacked_mask, stacked = _given(Policy(), asyncio.run(requests()))
+    assert stacked_mask.tolist() == [[False] * 4, [False] * 4, [True, True, False, False]]
+    assert stacked.shape == (3, 4, 2) and stacked[2].sum() == 8 and stacked[:2].sum() == 0

@@ -83,3 +83,24 @@ def test_reset_drops_a_request_of_the_old_episode():
 def test_lead_is_checked(lead):
     with pytest.raises(ValueError, match=r"async_lead must be in \[0, n_action_steps - 1\]"):
         AsyncChunks(lambda h: None, N_OBS, H, N_ACT, lead=lead)
+
+
+def test_with_prefix_each_request_carries_the_executed_and_the_planned_actions():
+    seen = []
+
+    def predict(history, given=None):
+        seen.append(given)
+        tick = int(history["t"][-1, 0])
+        return (100.0 * tick + np.arange(H, dtype=np.float32))[:, None]
+
+    chunks = AsyncChunks(predict, N_OBS, H, N_ACT, lead=2, prefix=True)
+    for tick in range(8):
+        act(chunks, tick)
+        if chunks.pending is not None:
+            chunks.pending[0].result(timeout=10)
+    assert seen[0] is None  # the episode's first chunk: nothing decided yet
+    mask, values = seen[1]  # asked at tick 6 = 8 - lead
+    assert mask[0].tolist() == [True] * (N_OBS - 1 + 2) + [False] * (H - 3)
+    # Position 0 is tick 5 (executed: chunk 0's action 6); 1, 2 are ticks 6, 7 (planned: 7, 8).
+    assert values[0, :3, 0].tolist() == [6.0, 7.0, 8.0]
+    chunks.close()
