@@ -285,7 +285,10 @@ class VideoReader:
         try:
             with av.open(str(self.path)) as container:
                 for frame in container.decode(video=0):
-                    yield frame.to_ndarray(format="rgb24"), float(frame.time)
+                    # A frame without a time (some v2.1 files) is kept by any span that is
+                    # not bounded; spans (v3.0) need times.
+                    time = float("nan") if frame.time is None else float(frame.time)
+                    yield frame.to_ndarray(format="rgb24"), time
         except FileNotFoundError:
             raise DatasetError(f"video {self.path} is listed but missing") from None
         except Exception as err:  # av.error.* for damaged or unsupported files

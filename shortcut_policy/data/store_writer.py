@@ -92,9 +92,10 @@ class StoreWriter:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        if kind is None:
-            self.close()
-        else:  # nothing half-written is left behind
+        try:
+            if kind is None:
+                self.close()
+        finally:  # nothing half-written is left behind (a refused close included)
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _append_frames(self, key: str, frames: np.ndarray) -> None:

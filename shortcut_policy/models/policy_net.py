@@ -45,6 +45,11 @@ class PolicyNetwork(nn.Module):
         head = dict(head)
         self.obs_encoder = ObservationEncoder(spec, head.pop("vision", None))
         self.prefix_max = int(head.pop("prefix_max", 0))
+        if not 0 <= self.prefix_max < spec["horizon"]:
+            raise ValueError(
+                f"model.prefix_max={self.prefix_max} must be in [0, horizon - 1] = "
+                f"[0, {spec['horizon'] - 1}]: a row needs free actions to learn from"
+            )
         self.given = GivenPrefix(spec["horizon"], spec["action_dim"]) if self.prefix_max else None
         self.head = ConditionalUnet1D(
             action_dim=spec["action_dim"],

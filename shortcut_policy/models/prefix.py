@@ -13,7 +13,9 @@ conditioning, ``cond = [features | mask (H) | values (H * Da)]``, which every ob
 passes through row by row. The network (:class:`GivenPrefix`) pins its input to ``values`` where
 ``mask`` is set, adds ``mask`` as an input channel, and outputs zero there. A zero output makes
 those positions add a constant to any objective's squared error and no gradient: the loss is
-masked to the free actions in effect (its value carries the constant).
+masked to the free actions in effect (its value carries the constant). MeanFlow's adaptive
+weight ``1 / error`` would see that constant and train prefixed rows less, so prefix training
+with MeanFlow needs ``objective.norm_p=0`` (the trainer refuses it otherwise).
 """
 
 from __future__ import annotations

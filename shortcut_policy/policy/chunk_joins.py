@@ -95,6 +95,8 @@ def checked_given(given, rows: int, horizon: int, action_dim: int, prefix_max: i
     if not np.isfinite(values).all():
         raise ValueError("the committed prefix holds NaN or inf actions")
     lengths = mask.astype(bool).sum(1)
+    if not np.array_equal(mask.astype(bool), np.arange(horizon) < lengths[:, None]):
+        raise ValueError("the committed mask must cover the first positions of each chunk only")
     if lengths.max() > prefix_max:
         raise ValueError(f"a prefix of {lengths.max()} actions; this policy takes {prefix_max}")
     return mask.astype(bool), values
@@ -184,14 +186,15 @@ class ChunkQueue:
         if not self.chunks or first_tick < 0:
             return 0, None
         length = min(self.start + self.delay, horizon)
-        current = self.chunks[-1]
-        values = np.zeros((horizon, *current.actions.shape[1:]), dtype=current.actions.dtype)
+        shape = self.chunks[-1].actions.shape[1:]
+        values = np.zeros((horizon, *shape), dtype=self.chunks[-1].actions.dtype)
         for i in range(length):
             tick = first_tick + i
             if tick < self.tick:
                 values[i] = self.executed[tick]
-            else:
-                values[i] = current.actions[self.start + tick - current.request]
+            else:  # the chunk that will be running then (with delay > execute, not the newest)
+                running = [c for c in self.chunks if c.active <= tick]
+                values[i] = running[-1].actions[self.start + tick - running[-1].request]
         return length, values
 
     def _requested_now(self) -> bool:

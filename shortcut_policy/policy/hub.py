@@ -34,7 +34,8 @@ def is_repo_id(path: str | os.PathLike) -> bool:
 
 def hub_folder(repo_id: str, revision: str | None = None) -> Path:
     """The local snapshot of ``repo_id`` at ``revision`` (downloaded, or from the cache)."""
-    hub = require("huggingface_hub", f"loading the policy {repo_id!r} from the Hub", "hub")
+    where = f"no local folder {repo_id!r} exists, so it was read as a Hub repository id"
+    hub = require("huggingface_hub", f"loading the policy {repo_id!r} ({where})", "hub")
     from huggingface_hub import errors
 
     try:
@@ -43,13 +44,15 @@ def hub_folder(repo_id: str, revision: str | None = None) -> Path:
         )
     except errors.LocalEntryNotFoundError as err:
         raise CheckpointError(
-            f"{repo_id!r} (revision {revision or 'main'}) is not in the Hub cache "
+            f"{repo_id!r} ({where}; revision {revision or 'main'}) is not in the Hub cache "
             f"{hub.constants.HF_HUB_CACHE} and cannot be downloaded here (offline, or no "
             "network); download it on a connected machine and copy that cache, or give a "
             "local folder"
         ) from err
     except (errors.RepositoryNotFoundError, errors.RevisionNotFoundError) as err:
-        raise CheckpointError(f"no policy {repo_id!r} at revision {revision}: {err}") from err
+        raise CheckpointError(
+            f"no policy {repo_id!r} at revision {revision} ({where}): {err}"
+        ) from err
     except errors.HfHubHTTPError as err:
         raise CheckpointError(f"the Hub refused {repo_id!r}: {err}") from err
     if not (Path(folder) / POLICY_FILE).is_file():

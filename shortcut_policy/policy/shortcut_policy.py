@@ -157,6 +157,8 @@ class ShortcutPolicy:
         self.drift: DriftWatch | None = None
         self.steps = self.chosen_steps(steps, deadline_ms)
         self.join = checked_join(join, async_chunks)
+        if cuda_graph and join == "prefix":
+            raise ValueError("join='prefix' cannot run through cuda_graph=True yet; drop one")
         delay = async_lead if async_chunks else 0  # ticks the old chunk still runs
         check_prefix_fits(join, getattr(network, "prefix_max", 0), self.n_obs_steps, delay)
         self.chunks = None

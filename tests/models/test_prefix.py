@@ -100,8 +100,9 @@ def test_every_objective_trains_a_prefix_network_unchanged(tmp_path, objective):
     """The objectives know nothing of prefixes: the given positions ride in the conditioning."""
     from tests.conftest import tiny_bimodal_run
 
+    extra = ["objective.norm_p=0"] if objective == "meanflow" else []
     run = tiny_bimodal_run(
-        tmp_path, f"objective={objective}", "+model.prefix_max=3", "eval_steps=[1]"
+        tmp_path, f"objective={objective}", "+model.prefix_max=3", "eval_steps=[1]", *extra
     )
     policy = ShortcutPolicy.from_pretrained(run, device="cpu")
     mask = np.zeros((2, HORIZON), bool)
@@ -111,3 +112,17 @@ def test_every_objective_trains_a_prefix_network_unchanged(tmp_path, objective):
     chunk = policy.predict_checked(obs, 2, given=(mask, values))
     np.testing.assert_allclose(chunk[:, :3], values[:, :3], atol=1e-5)
     assert np.isfinite(chunk).all()
+
+
+def test_meanflow_adaptive_weight_with_a_prefix_is_refused(tmp_path):
+    from shortcut_policy.training.settings import ConfigError
+
+    cfg = quick_run(tmp_path, "objective=meanflow", "+model.prefix_max=3")
+    with pytest.raises(ConfigError, match="needs objective.norm_p=0"):
+        train(cfg)
+
+
+def test_a_prefix_as_long_as_the_chunk_is_refused(tmp_path):
+    cfg = quick_run(tmp_path, f"dataset.path={tmp_path / 'b.zarr'}", "+model.prefix_max=8")
+    with pytest.raises(ValueError, match=r"must be in \[0, horizon - 1\]"):
+        train(cfg)

@@ -106,3 +106,28 @@ def test_the_committed_prefix_holds_the_executed_and_the_planned_actions():
     # Position 0 is tick 7 (executed: 8); 1 and 2 are ticks 8 and 9, still chunk 0's: 9, 10.
     assert length == START + 2
     assert values[:length, 0].tolist() == [8.0, 9.0, 10.0] and not values[length:].any()
+
+
+def test_with_a_delay_longer_than_execute_the_prefix_is_what_will_run():
+    """execute=2, delay=3: the newest chunk is still waiting when the next is asked for."""
+    queue = ChunkQueue(N_OBS, execute=2, delay=3, join="prefix")
+    planned = {}
+    for _ in range(12):
+        if queue.needs_chunk:
+            length, values = queue.committed_prefix(HORIZON)
+            first = queue.tick - START
+            planned.update(
+                {first + i: values[i, 0] for i in range(length) if first + i >= queue.tick}
+            )
+            queue.add(chunk(queue.tick))
+        queue.pop()
+    executed = [float(a[0]) for a in queue.executed]
+    assert planned and all(executed[tick] == value for tick, value in planned.items() if tick < 12)
+
+
+def test_a_mask_that_is_not_a_prefix_is_refused():
+    from shortcut_policy.policy.chunk_joins import checked_given
+
+    mask = np.array([[False, True, False, False]])
+    with pytest.raises(ValueError, match="first positions of each chunk only"):
+        checked_given((mask, np.zeros((1, 4, 2))), rows=1, horizon=4, action_dim=2, prefix_max=3)
