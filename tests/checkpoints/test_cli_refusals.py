@@ -5,6 +5,7 @@ Run as a user would, in a subprocess: no traceback may reach the terminal.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,12 +63,25 @@ def test_sample_images_refuses_a_policy_that_is_not_an_image_model(tmp_path):
     assert_one_line_refusal(done, "sample_images", "not an image model")
 
 
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """One tiny bimodal run (3 steps) and its store, copied by each test that plants a file."""
+    return tiny_bimodal_run(tmp_path_factory.mktemp("trained")).parent
+
+
+def copy_of(trained: Path, tmp_path: Path) -> Path:
+    shutil.copytree(trained, tmp_path, dirs_exist_ok=True)
+    return tmp_path / "run"
+
+
 @pytest.mark.parametrize(
     ("drop", "words"),
     [("config", "'config' (model and objective) is missing"), ("optimizer", "'optimizer'")],
 )
-def test_train_resume_refuses_a_planted_checkpoint_without_its_config(tmp_path, drop, words):
-    run = tiny_bimodal_run(tmp_path)
+def test_train_resume_refuses_a_planted_checkpoint_without_its_config(
+    trained, tmp_path, drop, words
+):
+    run = copy_of(trained, tmp_path)
     tensors, meta = load_checkpoint(run / "checkpoints" / "step_00000003.safetensors")
     del meta[drop]
     save_checkpoint(run / "checkpoints" / "step_00000004.safetensors", tensors, meta)
@@ -89,13 +103,13 @@ def test_train_resume_refuses_a_planted_checkpoint_without_its_config(tmp_path, 
     assert read_meta(run / "checkpoints" / "step_00000003.safetensors")["step"] == 3
 
 
-def test_resume_refuses_tensors_that_do_not_fit_the_network(tmp_path):
+def test_resume_refuses_tensors_that_do_not_fit_the_network(trained, tmp_path):
     from shortcut_policy.checkpoints.files import CheckpointError
     from shortcut_policy.train import build_run
     from shortcut_policy.training.run_state import restore_run
     from tests.conftest import quick_run
 
-    run_dir = tiny_bimodal_run(tmp_path)
+    run_dir = copy_of(trained, tmp_path)
     path = run_dir / "checkpoints" / "step_00000003.safetensors"
     tensors, meta = load_checkpoint(path)
     tensors = {k: torch.zeros(1) if k.startswith("model.") else v for k, v in tensors.items()}
