@@ -144,8 +144,9 @@ def seed_rows(seeds: list[int]) -> list[dict]:
             for s in seeds
             if seed_json(method, s).is_file()
         ]
-        for steps in METHODS[method]:
-            budgets = [b for r in reports for b in r["budgets"] if b["steps"] == steps]
+        for steps in (s for s in METHODS[method] if s in SEED_BUDGETS):
+            having = [r for r in reports if any(b["steps"] == steps for b in r["budgets"])]
+            budgets = [b for r in having for b in r["budgets"] if b["steps"] == steps]
             if not budgets:
                 continue
             rates = [b["success_rate"] for b in budgets]
@@ -156,7 +157,7 @@ def seed_rows(seeds: list[int]) -> list[dict]:
                 {
                     "method": method,
                     "steps": steps,
-                    "seeds": [r["train_seed"] for r in reports],
+                    "seeds": [r["train_seed"] for r in having],
                     "success_mean": statistics.fmean(rates),
                     "success_std": statistics.stdev(rates) if len(rates) > 1 else 0.0,
                     "success_pooled": wins / n,
