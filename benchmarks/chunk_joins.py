@@ -151,9 +151,9 @@ def main() -> None:
         for noise in args.noise:
             run_cell(args, "plain", args.checkpoint, "none", 0, noise)
     elif args.stage == "run":
-        for noise in args.noise:
-            for policy, checkpoint, join in cells(args):
-                for delay in args.delays:
+        for noise in args.noise:  # delay-major: comparable cells arrive together
+            for delay in args.delays:
+                for policy, checkpoint, join in cells(args):
                     run_cell(args, policy, checkpoint, join, delay, noise)
     report()
 
