@@ -8,12 +8,12 @@
 Every cell is one documented command, ``python -m shortcut_policy.rollout steps=1 delay=D
 execute=8 join=J action_noise=N ...`` on seeds 100000+, and its report is kept as
 ``docs/results/chunk_joins/<policy>_<join>_d<D>_noise<N>.json`` as soon as it exists; a cell
-already written is skipped, so a killed sweep resumes. ``none`` and ``ensemble`` run on the plain
-policy, ``prefix`` on the prefix-trained one (and ``none`` on it too: what the prefix costs when
-it is not used). ``calibrate`` runs ``delay=0 join=none`` at each noise level, to choose the std
-at which the plain policy loses about 0.1 success. ``report`` writes the table
-(``docs/results/chunk_joins.md``) and the plot of success against delay
-(``docs/media/chunk_joins.png``).
+already written is skipped, so a killed sweep resumes. ``none``, ``ensemble`` and ``warm``
+(``--warm-t``, 0.5 by default) run on the plain policy, ``prefix`` on the prefix-trained one
+(and ``none`` on it too: what the prefix costs when it is not used). ``calibrate`` runs
+``delay=0 join=none`` at each noise level, to choose the std at which the plain policy loses
+about 0.1 success. ``report`` writes the table (``docs/results/chunk_joins.md``) and the plot
+of success against delay (``docs/media/chunk_joins.png``).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def run_cell(args, policy: str, checkpoint: str, join: str, delay: int, noise: f
         return
     out = ROOT / "runs" / "rollout" / "chunk_joins" / path.stem
     command = [sys.executable, "-m", "shortcut_policy.rollout", f"checkpoint={checkpoint}"]
-    command += ["steps=1", f"delay={delay}", "execute=8", f"join={join}"]
+    command += ["steps=1", f"delay={delay}", "execute=8", f"join={join}", f"warm_t={args.warm_t}"]
     command += [f"action_noise={noise}", f"n_episodes={args.episodes}"]
     command += [f"workers={args.workers}", f"threads={args.threads}", "latency_calls=5"]
     command += ["throughput_batch=4", "progress=false", f"out_dir={out}"]
@@ -52,7 +52,7 @@ def run_cell(args, policy: str, checkpoint: str, join: str, delay: int, noise: f
 
 def cells(args) -> list[tuple[str, str, str]]:
     """``(policy label, checkpoint, join)`` for every method in the table."""
-    plan = [("plain", args.checkpoint, "none"), ("plain", args.checkpoint, "ensemble")]
+    plan = [("plain", args.checkpoint, join) for join in ("none", "ensemble", "warm")]
     if args.prefix_checkpoint:
         plan += [("prefix", args.prefix_checkpoint, "prefix")]
         plan += [("prefix", args.prefix_checkpoint, "none")]
@@ -143,6 +143,7 @@ def main() -> None:
     parser.add_argument("--prefix-checkpoint", default=None)
     parser.add_argument("--delays", type=int, nargs="+", default=[0, 1, 2, 3, 4, 6])
     parser.add_argument("--noise", type=float, nargs="+", default=[0.0])
+    parser.add_argument("--warm-t", type=float, default=0.5, help="join=warm's start time")
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)

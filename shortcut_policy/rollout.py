@@ -35,7 +35,12 @@ from shortcut_policy.evaluation.report import (
 )
 from shortcut_policy.evaluation.video import record_video
 from shortcut_policy.policy import ShortcutPolicy
-from shortcut_policy.policy.chunk_joins import ChunkQueue, check_prefix_fits
+from shortcut_policy.policy.chunk_joins import (
+    ChunkQueue,
+    check_join_runs,
+    check_prefix_fits,
+    checked_warm_t,
+)
 from shortcut_policy.tasks import CONFIG_DIR, env_factory, newest_checkpoint_for_task
 from shortcut_policy.training import distributed
 from shortcut_policy.training.distributed import Rank
@@ -69,13 +74,16 @@ def shard_episodes(
 
 def execution(cfg: Any, policy: ShortcutPolicy) -> Execution:
     """How the rollout executes chunks (``execute``, ``delay``, ``join``, ``action_noise``),
-    checked against the policy's chunk before any episode runs."""
+    checked against the policy's chunk before any episode runs; sets the policy's
+    ``warm_t``."""
     chosen = Execution(cfg.execute, cfg.delay, cfg.join, float(cfg.action_noise))
     execute = chosen.execute or policy.n_action_steps
     try:
         ChunkQueue(policy.n_obs_steps, execute, chosen.delay, chosen.join)  # checks the values
         prefix_max = getattr(policy.network, "prefix_max", 0)
         check_prefix_fits(chosen.join, prefix_max, policy.n_obs_steps, chosen.delay)
+        check_join_runs(chosen.join, policy.objective.name)
+        policy.warm_t = checked_warm_t(cfg.warm_t)
     except ValueError as err:
         raise ConfigError(str(err)) from err
     last = policy.n_obs_steps - 1 + execute + chosen.delay - 1

@@ -25,7 +25,7 @@ import numpy as np
 from shortcut_policy.evaluation.env_pool import EnvFault, EnvPool
 from shortcut_policy.policy import ShortcutPolicy
 from shortcut_policy.policy.chunk_buffer import ChunkBuffer
-from shortcut_policy.policy.chunk_joins import join_metrics
+from shortcut_policy.policy.chunk_joins import join_metrics, warm_batch
 
 
 @dataclass
@@ -48,8 +48,9 @@ class EpisodeResult:
 @dataclass(frozen=True)
 class Execution:
     """How chunks are executed. ``execute`` None: the policy's ``n_action_steps``; ``delay``
-    ticks between a request and its chunk taking over; ``join``: ``none``, ``ensemble`` or
-    ``prefix`` (the committed actions given to a prefix-trained network);
+    ticks between a request and its chunk taking over; ``join``: ``none``, ``ensemble``,
+    ``prefix`` (the committed actions given to a prefix-trained network) or ``warm`` (each
+    sample starts from the old plan at the policy's ``warm_t``);
     ``action_noise``: std of Gaussian noise added to each executed action (data units)."""
 
     execute: int | None = None
@@ -166,10 +167,27 @@ def _noisy(episode: _Slot, std: float) -> np.ndarray:
 
 
 def _predict(policy: ShortcutPolicy, episodes: list[_Slot], steps: int) -> np.ndarray:
+    warm_rows = _warm_rows(policy, episodes)
+    if 0 < len(warm_rows) < len(episodes):  # a first chunk among warm ones: it starts cold
+        chunks = np.empty((len(episodes), policy.horizon, policy.network.spec["action_dim"]))
+        cold_rows = [i for i in range(len(episodes)) if i not in warm_rows]
+        for rows in (warm_rows, cold_rows):
+            chunks[rows] = _predict(policy, [episodes[i] for i in rows], steps)
+        return chunks.astype(np.float32)
     histories = [episode.buffer.history() for episode in episodes]
     batch = {key: np.stack([h[key] for h in histories]) for key in histories[0]}
     given = _committed(policy, episodes)
-    return policy.predict_checked(batch, steps, given=given)  # observations checked on arrival
+    warm = warm_batch([episode.buffer.queue for episode in episodes], policy.horizon)
+    # observations were checked on arrival
+    return policy.predict_checked(batch, steps, given=given, warm=warm)
+
+
+def _warm_rows(policy: ShortcutPolicy, episodes: list[_Slot]) -> list[int]:
+    """The rows that have an old plan to start warm from (``join='warm'`` only)."""
+    queues = [episode.buffer.queue for episode in episodes]
+    if queues[0].join != "warm":
+        return []
+    return [i for i, queue in enumerate(queues) if queue.planned(policy.horizon) is not None]
 
 
 def _committed(policy: ShortcutPolicy, episodes: list[_Slot]):

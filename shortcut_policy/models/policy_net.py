@@ -101,6 +101,7 @@ class PolicyNetwork(nn.Module):
         noise: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         given: tuple[torch.Tensor, torch.Tensor] | None = None,
+        warm: tuple[float, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Raw observations ``{key: (B, n_obs_steps, *shape)}`` -> actions ``(B, horizon, Da)``
         in data units: encode, ``steps`` passes of ``objective.sample`` from ``noise`` (standard
@@ -108,7 +109,8 @@ class PolicyNetwork(nn.Module):
         observation-to-action path: the policy, rollouts, training evaluation, CUDA graphs and
         the ONNX export all call it. ``given`` ``(mask (B, H) bool, actions (B, H, Da))`` in
         data units: the committed prefix (a network trained with ``prefix_max`` only); the
-        returned chunk holds those actions where ``mask`` is set."""
+        returned chunk holds those actions where ``mask`` is set. ``warm`` ``(t0, guess (B, H,
+        Da))`` in data units: start at ``t0`` on the path from the noise to ``guess``."""
         cond = self.encode(obs)
         if given is not None and self.given is None:
             raise ValueError("this network was trained without a prefix (prefix_max = 0)")
@@ -119,7 +121,11 @@ class PolicyNetwork(nn.Module):
         if noise is None:
             shape = self.sample_shape(cond.shape[0])
             noise = torch.randn(shape, generator=generator, device=cond.device)
-        chunk = objective.sample(self, noise, cond, steps, generator)
+        if warm is None:
+            chunk = objective.sample(self, noise, cond, steps, generator)
+        else:
+            start = (warm[0], self.normalizer.normalize("action", warm[1]))
+            chunk = objective.sample(self, noise, cond, steps, generator, start=start)
         if mask is not None:
             chunk = torch.where(mask[..., None], values, chunk)
         return self.normalizer.unnormalize("action", chunk)

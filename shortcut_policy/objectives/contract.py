@@ -5,7 +5,8 @@ An objective is a plain dataclass of settings (its config, saved in checkpoints)
 * ``loss(net, x1, cond, teacher, teacher_cond) -> (loss, metrics)``: the training loss of a
   batch ``x1 (B, ...)``; ``metrics`` are 0-d tensors (detached), read on the host only at log
   steps;
-* ``sample(net, noise, cond, steps, generator) -> x``: ``steps`` network passes from ``noise``;
+* ``sample(net, noise, cond, steps, generator, start) -> x``: ``steps`` network passes from
+  ``noise``, or from a warm ``start = (t0, guess)`` (flow-type objectives; DDPM refuses);
 * ``budget(steps) -> int``: ``steps`` checked (a :class:`BudgetError` names the valid range);
 * ``finest_d``: the step size the network is told for its finest calls. Classifier-free
   guidance applies to calls at or below it (flow-like steps), never to longer jumps;
@@ -54,4 +55,5 @@ class Objective(Protocol):
         cond: object = None,
         steps: int | None = None,
         generator: torch.Generator | None = None,
+        start: tuple[float, torch.Tensor] | None = None,
     ) -> torch.Tensor: ...

@@ -123,11 +123,15 @@ class DDPM:
         cond: object = None,
         steps: int | None = None,
         generator: torch.Generator | None = None,
+        start: object = None,
     ) -> torch.Tensor:
         """DDPM (``steps == train_steps``) or DDIM (fewer) from ``noise``; one pass per step.
 
-        ``generator`` drives the ancestral sampler's fresh noise (DDIM uses none).
+        ``generator`` drives the ancestral sampler's fresh noise (DDIM uses none). There is no
+        warm ``start`` (the flow-type objectives have one); passing one raises.
         """
+        if start is not None:
+            raise ValueError("DDPM/DDIM has no warm start (join='warm'); use join='none'")
         steps = self.budget(steps)
         timesteps = trailing_timesteps(self.train_steps, steps)
         x = noise

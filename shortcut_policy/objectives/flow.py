@@ -14,8 +14,11 @@ import torch
 
 from shortcut_policy.objectives.sampling import (
     VelocityNet,
+    WarmStart,
     expand_like,
     integrate,
+    squeezed,
+    start_point,
     step_budget,
     uniform_step_sizes,
 )
@@ -94,8 +97,11 @@ class FlowMatching:
         cond: object = None,
         steps: int | None = None,
         generator: torch.Generator | None = None,
+        start: WarmStart | None = None,
     ) -> torch.Tensor:
-        """``steps`` equal Euler steps from ``noise`` (t=0) to data (t=1); deterministic."""
+        """``steps`` equal Euler steps from ``noise`` (t=0), or from ``start``'s point on the
+        path to its guess, to data (t=1); deterministic."""
+        x, t0 = start_point(noise, start, self.path_eps)
         sizes = uniform_step_sizes(self.budget(steps))
-        told = [1.0 / self.finest_steps] * len(sizes)
-        return integrate(net, noise, cond, sizes, told)
+        told = [self.finest_d] * len(sizes)
+        return integrate(net, x, cond, *squeezed(sizes, told, t0, self.finest_d), t0=t0)

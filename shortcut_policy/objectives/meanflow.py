@@ -56,9 +56,12 @@ from shortcut_policy.objectives.flow import interpolate
 from shortcut_policy.objectives.sampling import (
     SAMPLERS,
     VelocityNet,
+    WarmStart,
     expand_like,
     integrate,
     interval_schedule,
+    squeezed,
+    start_point,
     step_budget,
     uniform_step_sizes,
 )
@@ -320,8 +323,11 @@ class MeanFlow:
         cond: object = None,
         steps: int | None = None,
         generator: torch.Generator | None = None,
+        start: WarmStart | None = None,
     ) -> torch.Tensor:
         """``steps`` passes spent as ``sampler`` says (by default ``steps`` equal jumps with
-        the average velocity over each); no fresh noise."""
+        the average velocity over each), from ``noise`` or a warm ``start``; no fresh noise."""
+        x, t0 = start_point(noise, start)
         jumps = uniform_step_sizes(self.budget(steps))
-        return integrate(net, noise, cond, *interval_schedule(self.sampler, jumps, self.finest_d))
+        schedule = interval_schedule(self.sampler, jumps, self.finest_d)
+        return integrate(net, x, cond, *squeezed(*schedule, t0, self.finest_d), t0=t0)

@@ -103,28 +103,60 @@ def integrate(
     cond: object,
     step_sizes: Sequence[float],
     told_step_sizes: Sequence[float] | None = None,
+    t0: float = 0.0,
 ) -> torch.Tensor:
-    """Euler-integrate from noise ``x`` (t=0) to data (t=1).
+    """Euler-integrate from ``x`` at time ``t0`` (0: noise) to data (t=1).
 
     Args:
         net: velocity network ``net(x, t, d, cond)``.
-        x: noise, any shape ``(B, ...)``.
+        x: the starting sample, any shape ``(B, ...)``: noise at ``t0 = 0``.
         cond: conditioning passed through to ``net`` unchanged.
-        step_sizes: the actual step sizes, summing to 1 (one network pass each).
+        step_sizes: the actual step sizes, summing to ``1 - t0`` (one network pass each).
         told_step_sizes: the ``d`` given to the network per step; defaults to ``step_sizes``.
+        t0: the time ``x`` is at (a warm start, see :func:`start_point`).
 
     Returns:
         The sample at t = 1, same shape as ``x``.
     """
     told = step_sizes if told_step_sizes is None else told_step_sizes
     batch = x.shape[0]
-    t = 0.0
+    t = t0
     for dt, d in zip(step_sizes, told, strict=True):
         t_vec = torch.full((batch,), t, device=x.device, dtype=x.dtype)
         d_vec = torch.full((batch,), d, device=x.device, dtype=x.dtype)
         x = x + dt * net(x, t_vec, d_vec, cond)
         t += dt
     return x
+
+
+# A warm start ``(t0, guess)``: sampling begins at time ``t0`` on the path from the noise to
+# ``guess``, a sample in normalized units shaped like the noise (e.g. the unexecuted tail of
+# the chunk being replaced: One-Step Flow Policy, arXiv 2603.12480).
+WarmStart = tuple[float, torch.Tensor]
+
+
+def start_point(
+    noise: torch.Tensor, start: WarmStart | None, path_eps: float = 0.0
+) -> tuple[torch.Tensor, float]:
+    """``(x, t0)``: the noise at ``t0 = 0`` without a warm start, else the point at ``t0`` on
+    the straight path (``path_eps`` as in :mod:`flow`) from the noise to the guess."""
+    if start is None:
+        return noise, 0.0
+    t0, guess = float(start[0]), start[1]
+    if not 0.0 < t0 < 1.0:
+        raise ValueError(f"a warm start's time must be in (0, 1), got {t0}")
+    if guess.shape != noise.shape:
+        raise ValueError(f"a warm start's guess must be shaped {tuple(noise.shape)}")
+    return (1.0 - (1.0 - path_eps) * t0) * noise + t0 * guess.to(noise.dtype), t0
+
+
+def squeezed(
+    step_sizes: Sequence[float], told: Sequence[float], t0: float, finest_d: float
+) -> tuple[list[float], list[float]]:
+    """A schedule over ``[0, 1]`` squeezed into ``[t0, 1]``: every step ``1 - t0`` times as
+    long, a jump told its new length, a flow step still told ``finest_d`` (never less)."""
+    span = 1.0 - t0
+    return [s * span for s in step_sizes], [max(d * span, finest_d) for d in told]
 
 
 def expand_like(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -38,9 +38,12 @@ from shortcut_policy.objectives.guidance import guided_rows
 from shortcut_policy.objectives.sampling import (
     SAMPLERS,
     VelocityNet,
+    WarmStart,
     integrate,
     interval_schedule,
     shortcut_step_sizes,
+    squeezed,
+    start_point,
     step_budget,
 )
 
@@ -216,8 +219,15 @@ class Shortcut:
         cond: object = None,
         steps: int | None = None,
         generator: torch.Generator | None = None,
+        start: WarmStart | None = None,
     ) -> torch.Tensor:
         """Exactly ``steps`` network passes (any integer in ``[1, M]``) spent as ``sampler``
-        says; no fresh noise."""
+        says; no fresh noise. A warm ``start`` needs ``1 - t0`` a power of two (1/2, 1/4 ...):
+        the squeezed jumps are then step sizes the network was trained on."""
+        x, t0 = start_point(noise, start, self.path_eps)
+        span = 1.0 - t0
+        if start is not None and span != 2.0 ** round(math.log2(span)):
+            raise ValueError(f"a shortcut model starts warm at t0 = 1/2, 3/4, ...; got {t0}")
         jumps = shortcut_step_sizes(self.budget(steps), self.finest_steps)
-        return integrate(net, noise, cond, *interval_schedule(self.sampler, jumps, self.finest_d))
+        schedule = interval_schedule(self.sampler, jumps, self.finest_d)
+        return integrate(net, x, cond, *squeezed(*schedule, t0, self.finest_d), t0=t0)

@@ -18,7 +18,10 @@ the tick it was asked for. Joins:
 * ``prefix``: as ``none``, but the new chunk is asked for with its committed prefix
   (:meth:`ChunkQueue.committed_prefix`: the executed and the still-to-execute actions for its
   first ``n_obs_steps - 1 + delay`` positions), which a network trained with ``prefix_max``
-  takes as given (``models/prefix.py``).
+  takes as given (``models/prefix.py``);
+* ``warm``: as ``none``, but the new chunk's sample starts at ``warm_t`` on the path from the
+  noise to the old plan shifted to the new chunk's ticks (:meth:`ChunkQueue.planned`; One-Step
+  Flow Policy, arXiv 2603.12480): any flow-type policy, no retraining.
 
 What a join is judged by (:func:`join_metrics`): the jump ``|a_k - a_(k-1)|`` at the ticks where
 a chunk takes over against the same mean over the other ticks (the boundary ratio), the mean jerk
@@ -32,19 +35,35 @@ from dataclasses import dataclass
 
 import numpy as np
 
-JOINS = ("none", "ensemble", "prefix")
+JOINS = ("none", "ensemble", "prefix", "warm")
 
 
 def checked_join(join: str, async_chunks: bool = False) -> str:
     """``join`` if it is known and fits the execution mode, else a ``ValueError`` saying why."""
     if join not in JOINS:
         raise ValueError(f"join={join!r}; choose one of {', '.join(JOINS)}")
-    if async_chunks and join == "ensemble":
+    if async_chunks and join in ("ensemble", "warm"):
         raise ValueError(
-            "join='ensemble' is not available with async_chunks=True (the non-blocking "
+            f"join={join!r} is not available with async_chunks=True (the non-blocking "
             "executor replaces each chunk at its own switch tick); use 'none' or 'prefix' there"
         )
     return join
+
+
+def checked_warm_t(warm_t: float) -> float:
+    """``warm_t`` if it is a time in (0, 1), else a ``ValueError`` saying so."""
+    if not 0.0 < float(warm_t) < 1.0:
+        raise ValueError(f"warm_t is where a warm sample starts, a time in (0, 1); got {warm_t}")
+    return float(warm_t)
+
+
+def check_join_runs(join: str, objective_name: str, cuda_graph: bool = False) -> None:
+    """A ``ValueError`` when ``join`` cannot run here: ``warm`` needs a flow-type sampler (not
+    DDPM), and CUDA graphs take neither a prefix nor a warm start yet."""
+    if join == "warm" and objective_name == "ddpm":
+        raise ValueError("join='warm' needs a flow-type policy; DDPM/DDIM has no warm start")
+    if cuda_graph and join in ("prefix", "warm"):
+        raise ValueError(f"join={join!r} cannot run through cuda_graph=True yet; drop one")
 
 
 def check_prefix_fits(join: str, prefix_max: int, n_obs_steps: int, delay: int) -> None:
@@ -74,6 +93,18 @@ def given_batch(queue: ChunkQueue, horizon: int) -> tuple[np.ndarray, np.ndarray
     if not length:
         return None
     return (np.arange(horizon) < length)[None], values[None].astype(np.float32)
+
+
+def warm_batch(queues: list[ChunkQueue], horizon: int) -> np.ndarray | None:
+    """``(B, H, Da)``: each queue's old plan shifted to the chunk asked for now (float32), or
+    None unless the join is ``warm`` and every row has one (an episode's first chunk has none:
+    a batch starts warm only when every row can)."""
+    if not queues or queues[0].join != "warm":
+        return None
+    plans = [queue.planned(horizon) for queue in queues]
+    if any(plan is None for plan in plans):
+        return None
+    return np.stack(plans).astype(np.float32)
 
 
 def checked_given(given, rows: int, horizon: int, action_dim: int, prefix_max: int):
@@ -182,20 +213,32 @@ class ChunkQueue:
         ``now + i - (n_obs_steps - 1)``: past ticks hold what was executed, the ``delay`` ticks
         before the chunk takes over hold the current chunk's plan. ``(0, None)`` at an
         episode's first chunk."""
-        first_tick = self.tick - self.start
-        if not self.chunks or first_tick < 0:
+        plan = self.planned(horizon)
+        if plan is None:
             return 0, None
         length = min(self.start + self.delay, horizon)
+        plan[length:] = 0
+        return length, plan
+
+    def planned(self, horizon: int) -> np.ndarray | None:
+        """``(horizon, Da)``: what the robot did or plans to do at each position of the chunk
+        asked for at this tick (position ``i`` is tick ``now + i - (n_obs_steps - 1)``):
+        executed actions for past ticks, then the plan of the chunk that will be running, its
+        last action held past its end. None at an episode's first chunk."""
+        first_tick = self.tick - self.start
+        if not self.chunks or first_tick < 0:
+            return None
         shape = self.chunks[-1].actions.shape[1:]
         values = np.zeros((horizon, *shape), dtype=self.chunks[-1].actions.dtype)
-        for i in range(length):
+        for i in range(horizon):
             tick = first_tick + i
             if tick < self.tick:
                 values[i] = self.executed[tick]
             else:  # the chunk that will be running then (with delay > execute, not the newest)
-                running = [c for c in self.chunks if c.active <= tick]
-                values[i] = running[-1].actions[self.start + tick - running[-1].request]
-        return length, values
+                running = [c for c in self.chunks if c.active <= tick][-1]
+                index = min(self.start + tick - running.request, len(running.actions) - 1)
+                values[i] = running.actions[index]
+        return values
 
     def _requested_now(self) -> bool:
         return bool(self.chunks) and self.chunks[-1].request == self.tick

@@ -70,16 +70,17 @@ class ObservationCheck:
         return value
 
 
-def checked_noise(noise: Any, shape: tuple[int, ...]) -> np.ndarray:
-    """Starting noise as float32 of exactly ``shape`` ``(B, horizon, Da)``, or a ValueError."""
+def checked_noise(noise: Any, shape: tuple[int, ...], name: str = "noise") -> np.ndarray:
+    """Starting noise (or another chunk-shaped input, called ``name`` in errors) as float32
+    of exactly ``shape`` ``(B, horizon, Da)``, or a ValueError."""
     if isinstance(noise, torch.Tensor):
         noise = noise.detach().cpu().numpy()
     noise = np.asarray(noise)
     if noise.shape != tuple(shape):
-        raise ValueError(f"noise has shape {noise.shape}; expected {tuple(shape)}")
+        raise ValueError(f"{name} has shape {noise.shape}; expected {tuple(shape)}")
     noise = noise.astype(np.float32, copy=False)
     if not np.isfinite(noise).all():
-        raise ValueError("noise contains NaN or inf")
+        raise ValueError(f"{name} contains NaN or inf")
     return noise
 
 

@@ -72,10 +72,13 @@ from shortcut_policy.policy.auto_budget import (
 )
 from shortcut_policy.policy.chunk_buffer import ChunkBuffer
 from shortcut_policy.policy.chunk_joins import (
+    check_join_runs,
     check_prefix_fits,
     checked_given,
     checked_join,
+    checked_warm_t,
     given_batch,
+    warm_batch,
 )
 from shortcut_policy.policy.cuda_graph import GraphedChunks
 from shortcut_policy.policy.hub import hub_folder, is_repo_id, model_card, push_folder
@@ -133,6 +136,7 @@ class ShortcutPolicy:
         async_lead: int = 1,
         cuda_graph: bool = False,
         join: str = "none",
+        warm_t: float = 0.5,
     ) -> None:
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -156,9 +160,8 @@ class ShortcutPolicy:
         self.budget_choice: BudgetChoice | None = None
         self.drift: DriftWatch | None = None
         self.steps = self.chosen_steps(steps, deadline_ms)
-        self.join = checked_join(join, async_chunks)
-        if cuda_graph and join == "prefix":
-            raise ValueError("join='prefix' cannot run through cuda_graph=True yet; drop one")
+        self.join, self.warm_t = checked_join(join, async_chunks), checked_warm_t(warm_t)
+        check_join_runs(join, objective.name, cuda_graph)
         delay = async_lead if async_chunks else 0  # ticks the old chunk still runs
         check_prefix_fits(join, getattr(network, "prefix_max", 0), self.n_obs_steps, delay)
         self.chunks = None
@@ -221,9 +224,9 @@ class ShortcutPolicy:
         ``task`` (optional) refuses a policy trained for another task. ``sampler`` (shortcut and
         MeanFlow networks: ``jumps``, ``euler``, ``jump_euler``) replaces the checkpoint's way
         of spending the passes; None keeps it. ``options`` are the constructor's
-        ``deadline_ms``, ``async_chunks``, ``async_lead``, ``cuda_graph`` and ``join``
-        (``none``, ``ensemble`` or, for a policy trained with ``prefix_max``, ``prefix``: how
-        each new chunk joins the one it replaces).
+        ``deadline_ms``, ``async_chunks``, ``async_lead``, ``cuda_graph``, ``join`` (``none``,
+        ``ensemble``, ``warm`` or, for a policy trained with ``prefix_max``, ``prefix``: how
+        each new chunk joins the one it replaces) and ``warm_t``.
         """
         if is_repo_id(path):
             path = hub_folder(os.fspath(path), revision)
@@ -341,11 +344,13 @@ class ShortcutPolicy:
         steps: int | None = None,
         noise: np.ndarray | torch.Tensor | None = None,
         given: tuple[np.ndarray, np.ndarray] | None = None,
+        warm: np.ndarray | None = None,
     ) -> np.ndarray:
         """:meth:`predict_action_chunk` for observations :meth:`validate` already returned
         (``select_action`` and the batched rollouts check each observation once, on arrival).
         ``given``: ``(mask (B, H) bool, actions (B, H, Da))``, the committed prefix a network
-        trained with ``prefix_max`` takes (``join='prefix'``)."""
+        trained with ``prefix_max`` takes (``join='prefix'``). ``warm``: ``(B, H, Da)``, the old
+        plan a warm sample starts from at ``warm_t`` (``join='warm'``)."""
         own_budget = steps is None
         steps = self.objective.budget(self.steps if own_budget else steps)
         start = time.perf_counter()
@@ -357,15 +362,18 @@ class ShortcutPolicy:
         given = checked_given(given, shape[0], self.horizon, shape[-1], prefix_max)
         if given is not None:
             given = tuple(torch.as_tensor(g, device=self.device) for g in given)
+        if warm is not None:
+            guess = checked_noise(warm, shape, "the warm start's old plan")
+            warm = (self.warm_t, torch.as_tensor(guess, device=self.device))
         if self.graphed is not None:
-            if given is not None:
-                raise ValueError("cuda_graph=True does not take a committed prefix yet")
+            if given is not None or warm is not None:
+                raise ValueError("cuda_graph=True takes neither a prefix nor a warm start yet")
             if noise is None:  # the graph takes its noise as an input
                 noise = torch.randn(shape, generator=self.generator, device=self.device)
             chunk = self.graphed(tensors, noise, steps)
         else:
             chunk = self.network.act(
-                tensors, self.objective, steps, noise, self.generator, given=given
+                tensors, self.objective, steps, noise, self.generator, given=given, warm=warm
             )
         chunk = finite_actions(chunk.cpu().numpy())  # .cpu() waits for the device
         if own_budget and self.drift is not None:
@@ -376,12 +384,14 @@ class ShortcutPolicy:
         """One checked history ``{key: (n_obs_steps, *shape)}`` -> one chunk ``(horizon, Da)``
         (with ``join='prefix'``, given the actions already decided: by the non-blocking
         executor, or here from the queue)."""
+        warm = None
         if self.chunks is None:
             given = given_batch(self.buffer.queue, self.horizon)
+            warm = warm_batch([self.buffer.queue], self.horizon)
         batch = {key: value[None] for key, value in history.items()}
-        if given is None:
+        if given is None and warm is None:
             return self.predict_checked(batch)[0]
-        return self.predict_checked(batch, given=given)[0]
+        return self.predict_checked(batch, given=given, warm=warm)[0]
 
     def network_inputs(self, obs: Mapping[str, np.ndarray | torch.Tensor]) -> dict:
         """Checked batched observations ``{key: (B, n_obs_steps, *shape)}`` as device tensors."""

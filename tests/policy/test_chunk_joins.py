@@ -131,3 +131,44 @@ def test_a_mask_that_is_not_a_prefix_is_refused():
     mask = np.array([[False, True, False, False]])
     with pytest.raises(ValueError, match="first positions of each chunk only"):
         checked_given((mask, np.zeros((1, 4, 2))), rows=1, horizon=4, action_dim=2, prefix_max=3)
+
+
+def test_the_old_plan_is_shifted_to_the_new_chunk_and_held_past_its_end():
+    queue = ChunkQueue(N_OBS, execute=8, delay=2, join="warm")
+    assert queue.planned(HORIZON) is None  # an episode's first chunk: no old plan
+    run(queue, 8)  # ticks 0..7 executed chunk 0's actions 1..8
+    plan = queue.planned(HORIZON)[:, 0]
+    # Position 0 is tick 7 (executed: 8); then chunk 0's plan 9 .. 15, then its last held.
+    assert plan.tolist() == [8.0 + i for i in range(8)] + [15.0] * 8
+
+
+def test_a_warm_join_starts_each_new_chunk_from_the_old_plan():
+    """With t0 = 15/16 a 1-pass sample is 15/16 of the old plan: the new chunk continues it."""
+    from shortcut_policy import ShortcutPolicy
+
+    runs = {}
+    for join in ("none", "warm"):
+        policy = ShortcutPolicy.from_pretrained(
+            "data/pretrained/push_t", device="cpu", join=join, warm_t=15 / 16
+        )
+        obs = {key: np.zeros(shape, np.float32) for key, shape in policy.obs_shapes.items()}
+        policy.seed(0)
+        history = {k: np.stack([v, v])[None] for k, v in obs.items()}
+        first = policy.predict_action_chunk(history)[0]
+        policy.seed(0)
+        actions = np.stack([policy.select_action(obs) for _ in range(16)])
+        runs[join] = actions
+        assert policy.buffer.queue.join == join
+    np.testing.assert_allclose(runs["none"][:8], runs["warm"][:8])  # the first chunk: cold
+    old_plan = first[START + 8 :]  # what the first chunk planned for ticks 8..14
+    gap = {join: np.abs(a[8 : 8 + len(old_plan)] - old_plan).mean() for join, a in runs.items()}
+    assert gap["warm"] < 0.25 * gap["none"], gap
+
+
+def test_a_warm_join_is_refused_where_it_cannot_run():
+    from shortcut_policy import ShortcutPolicy
+
+    with pytest.raises(ValueError, match=r"warm_t is where a warm sample starts"):
+        ShortcutPolicy.from_pretrained("data/pretrained/push_t", join="warm", warm_t=1.0)
+    with pytest.raises(ValueError, match="not available with async_chunks=True"):
+        ShortcutPolicy.from_pretrained("data/pretrained/push_t", join="warm", async_chunks=True)
