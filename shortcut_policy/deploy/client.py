@@ -27,7 +27,14 @@ from shortcut_policy.deploy import wire
 from shortcut_policy.objectives.sampling import BudgetError, step_budget
 from shortcut_policy.policy.async_chunks import AsyncChunks
 from shortcut_policy.policy.chunk_buffer import ChunkBuffer
-from shortcut_policy.policy.chunk_joins import check_prefix_fits, checked_join, given_batch
+from shortcut_policy.policy.chunk_joins import (
+    check_join_runs,
+    check_prefix_fits,
+    checked_join,
+    checked_warm_t,
+    given_batch,
+    warm_batch,
+)
 from shortcut_policy.policy.obs_check import ObservationCheck
 
 ERRORS = {"BudgetError": BudgetError, "ValueError": ValueError, "WireError": ValueError}
@@ -47,8 +54,9 @@ class PolicyClient:
         reconnect_s: how long to keep trying to reconnect after the connection is lost.
         async_chunks, async_lead: as for ``ShortcutPolicy`` (the next chunk is requested while
             the current one runs).
-        join: as for ``ShortcutPolicy`` (``none``, ``ensemble``, ``prefix``), applied here, on
-            the client; with ``prefix`` each request carries the committed actions.
+        join, warm_t: as for ``ShortcutPolicy`` (``none``, ``ensemble``, ``warm``, ``prefix``),
+            applied here, on the client; with ``prefix`` each request carries the committed
+            actions, with ``warm`` the old plan and ``warm_t``.
     """
 
     def __init__(
@@ -60,8 +68,9 @@ class PolicyClient:
         async_chunks: bool = False,
         async_lead: int = 1,
         join: str = "none",
+        warm_t: float = 0.5,
     ) -> None:
-        self.join = checked_join(join, async_chunks)
+        self.join, self.warm_t = checked_join(join, async_chunks), checked_warm_t(warm_t)
         self.url, self.timeout_s, self.reconnect_s = url, timeout_s, reconnect_s
         self.ids = itertools.count(1)
         self.lock = threading.Lock()  # one request on the connection at a time
@@ -75,6 +84,7 @@ class PolicyClient:
         delay = async_lead if async_chunks else 0
         prefix_max = int(self.description.get("prefix_max", 0))
         check_prefix_fits(self.join, prefix_max, self.n_obs_steps, delay)
+        check_join_runs(self.join, self.description["objective"])
         self.last_timing: dict[str, float] = {}
         self.chunks = None
         if async_chunks:
@@ -103,10 +113,11 @@ class PolicyClient:
         return self.buffer.next_action(checked, self.predict_one)
 
     def predict_action_chunk(
-        self, obs: Mapping[str, np.ndarray], steps: int | None = None, given=None
+        self, obs: Mapping[str, np.ndarray], steps: int | None = None, given=None, warm=None
     ) -> np.ndarray:
         """Observations ``{key: (B, n_obs_steps, *shape)}`` -> actions ``(B, horizon, Da)``;
-        ``given`` ``(mask (B, H), actions (B, H, Da))``: a committed prefix (checked there)."""
+        ``given`` ``(mask (B, H), actions (B, H, Da))``: a committed prefix; ``warm`` ``(B, H,
+        Da)``: an old plan to start from at ``warm_t`` (both checked there)."""
         batch = self.check(obs, batched=True)
         steps = self.steps if steps is None else self._checked_steps(steps)
         request = {"type": "act", "obs": batch} | ({"steps": steps} if steps else {})
@@ -114,17 +125,22 @@ class PolicyClient:
             mask, actions = given
             request["given_mask"] = np.asarray(mask, dtype=bool)
             request["given_actions"] = np.asarray(actions, dtype=np.float32)
+        if warm is not None:
+            request["warm_actions"] = np.asarray(warm, dtype=np.float32)
+            request["warm_t"] = self.warm_t
         reply = self.request(request)
         self.last_timing = dict(reply.get("timing") or {})
         return wire.decode_array(reply["action"], "action")
 
     def predict_one(self, history: Mapping[str, np.ndarray], given=None) -> np.ndarray:
         """One history ``{key: (n_obs_steps, *shape)}`` -> one chunk ``(horizon, Da)``; with
-        ``join='prefix'`` the committed actions travel with it."""
+        ``join='prefix'`` the committed actions travel with it, with ``warm`` the old plan."""
+        warm = None
         if self.chunks is None:
             given = given_batch(self.buffer.queue, self.horizon)
+            warm = warm_batch([self.buffer.queue], self.horizon)
         batch = {key: value[None] for key, value in history.items()}
-        return self.predict_action_chunk(batch, given=given)[0]
+        return self.predict_action_chunk(batch, given=given, warm=warm)[0]
 
     # ------------------------------------------------------------------ transport
     def request(self, message: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,8 @@ from shortcut_policy.objectives.sampling import BudgetError
 from shortcut_policy.policy import ShortcutPolicy
 from shortcut_policy.policy.auto_budget import candidate_budgets, largest_budget
 from shortcut_policy.policy.chunk_buffer import ChunkBuffer
-from shortcut_policy.policy.chunk_joins import checked_given
+from shortcut_policy.policy.chunk_joins import checked_given, checked_warm_t
+from shortcut_policy.policy.obs_check import checked_noise
 
 log = logging.getLogger("shortcut_policy.serve")
 # What a client needs to check and batch observations itself (see obs_check.ObservationCheck).
@@ -65,6 +66,7 @@ class Request:
     obs: dict[str, np.ndarray]
     steps: int | None
     given: tuple[np.ndarray, np.ndarray] | None = None  # committed prefix (mask, actions)
+    warm: tuple[float, np.ndarray] | None = None  # warm start (warm_t, old plan (B, H, Da))
     queued: float = field(default_factory=time.perf_counter)
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -87,9 +89,10 @@ class Batcher:
             group = [await self.queue.get()]
             while not self.queue.empty() and sum(r.rows for r in group) < self.max_batch:
                 group.append(self.queue.get_nowait())
-            for steps in dict.fromkeys(r.steps for r in group):
-                same = [r for r in group if r.steps == steps]
-                await loop.run_in_executor(self.executor, self.forward, same, steps, loop)
+            # One forward per budget and warm start time (None: cold).
+            for key in dict.fromkeys(_forward_key(r) for r in group):
+                same = [r for r in group if _forward_key(r) == key]
+                await loop.run_in_executor(self.executor, self.forward, same, key[0], loop)
 
     def forward(self, requests: list[Request], steps: int | None, loop) -> None:
         """One forward for ``requests``; each future gets ``(chunk, timing)`` or its error."""
@@ -97,7 +100,7 @@ class Batcher:
         obs = {key: np.concatenate([r.obs[key] for r in requests]) for key in requests[0].obs}
         try:
             given = _given(self.policy, requests)
-            chunks = self.policy.predict_checked(obs, steps, given=given)
+            chunks = self.policy.predict_checked(obs, steps, given=given, **_warm(requests))
             chunks = np.split(chunks, _bounds(requests))
         except ValueError:  # one request's bad rows must not fail the others: retry alone
             chunks = [self._alone(r, steps) for r in requests]
@@ -112,9 +115,22 @@ class Batcher:
 
     def _alone(self, request: Request, steps: int | None) -> np.ndarray | Exception:
         try:
-            return self.policy.predict_checked(request.obs, steps, given=request.given)
+            warm = _warm([request])
+            return self.policy.predict_checked(request.obs, steps, given=request.given, **warm)
         except ValueError as err:
             return err
+
+
+def _forward_key(request: Request) -> tuple[int | None, float | None]:
+    return request.steps, None if request.warm is None else request.warm[0]
+
+
+def _warm(requests: list[Request]) -> dict[str, Any]:
+    """``predict_checked``'s warm start for a group (one ``warm_t``: the batcher groups by
+    it), the plans stacked; empty for a cold group."""
+    if requests[0].warm is None:
+        return {}
+    return {"warm": np.concatenate([r.warm[1] for r in requests]), "warm_t": requests[0].warm[0]}
 
 
 def _given(policy: ShortcutPolicy, requests: list[Request]):
@@ -193,7 +209,7 @@ class PolicyServer:
             if steps is not None:
                 steps = self.policy.objective.budget(steps)
             obs, single = self.batched(wire.decode_obs(message), history)
-            request = Request(obs, steps, self.given(message, obs))
+            request = Request(obs, steps, self.given(message, obs), self.warm(message, obs))
             self.batcher.queue.put_nowait(request)
             chunk, timing = await request.done
             if single is not None:
@@ -228,6 +244,19 @@ class PolicyServer:
         action_dim = self.policy.network.spec["action_dim"]
         prefix_max = getattr(self.policy.network, "prefix_max", 0)
         return checked_given(given, rows, self.policy.horizon, action_dim, prefix_max)
+
+    def warm(self, message: dict, obs: dict[str, np.ndarray]) -> tuple[float, np.ndarray] | None:
+        """The request's warm start (``warm_t``, ``warm_actions``), checked, or None."""
+        if "warm_actions" not in message:
+            return None
+        if self.policy.objective.name == "ddpm":
+            raise ValueError("join='warm' needs a flow-type policy; this server runs DDPM/DDIM")
+        plan = wire.decode_array(message["warm_actions"], "warm_actions")
+        rows = len(next(iter(obs.values())))
+        shape = (rows, self.policy.horizon, self.policy.network.spec["action_dim"])
+        return checked_warm_t(message.get("warm_t", 0.5)), checked_noise(
+            plan, shape, "warm_actions"
+        )
 
     def batched(
         self, obs: dict[str, np.ndarray], history: ChunkBuffer

@@ -345,12 +345,13 @@ class ShortcutPolicy:
         noise: np.ndarray | torch.Tensor | None = None,
         given: tuple[np.ndarray, np.ndarray] | None = None,
         warm: np.ndarray | None = None,
+        warm_t: float | None = None,
     ) -> np.ndarray:
         """:meth:`predict_action_chunk` for observations :meth:`validate` already returned
         (``select_action`` and the batched rollouts check each observation once, on arrival).
         ``given``: ``(mask (B, H) bool, actions (B, H, Da))``, the committed prefix a network
         trained with ``prefix_max`` takes (``join='prefix'``). ``warm``: ``(B, H, Da)``, the old
-        plan a warm sample starts from at ``warm_t`` (``join='warm'``)."""
+        plan a warm sample starts from at ``warm_t`` (None: the policy's; ``join='warm'``)."""
         own_budget = steps is None
         steps = self.objective.budget(self.steps if own_budget else steps)
         start = time.perf_counter()
@@ -364,7 +365,8 @@ class ShortcutPolicy:
             given = tuple(torch.as_tensor(g, device=self.device) for g in given)
         if warm is not None:
             guess = checked_noise(warm, shape, "the warm start's old plan")
-            warm = (self.warm_t, torch.as_tensor(guess, device=self.device))
+            t0 = self.warm_t if warm_t is None else checked_warm_t(warm_t)
+            warm = (t0, torch.as_tensor(guess, device=self.device))
         if self.graphed is not None:
             if given is not None or warm is not None:
                 raise ValueError("cuda_graph=True takes neither a prefix nor a warm start yet")

@@ -241,3 +241,20 @@ def test_the_batcher_stacks_prefixes_and_leaves_rows_without_one_free():
     stacked_mask, stacked = _given(Policy(), asyncio.run(requests()))
     assert stacked_mask.tolist() == [[False] * 4, [False] * 4, [True, True, False, False]]
     assert stacked.shape == (3, 4, 2) and stacked[2].sum() == 8 and stacked[:2].sum() == 0
+
+
+def test_a_warm_request_starts_from_the_plan_it_carries(server):
+    rng = np.random.default_rng(0)
+    obs = history(rng)
+    plan = np.tile(np.array([250.0, 300.0], np.float32), (1, 16, 1))
+    gaps = {}
+    with raw(server) as connection:
+        for label, extra in [("cold", {}), ("warm", {"warm_actions": plan, "warm_t": 15 / 16})]:
+            reply = ask(connection, {"type": "act", "obs": obs, "steps": 1, **extra})
+            gaps[label] = np.abs(wire.decode_array(reply["action"], "action") - plan).mean()
+        bad = ask(connection, {"type": "act", "obs": obs, "warm_actions": plan[:, :8]})
+    assert gaps["warm"] < 0.25 * gaps["cold"], gaps  # 1/16 of a jump from the plan
+    assert bad["type"] == "error" and "warm_actions has shape (1, 8, 2)" in bad["error"]
+    with PolicyClient(server.url, join="warm", warm_t=0.5) as client:
+        actions = [client.select_action(observation(rng)) for _ in range(12)]  # 2 chunks
+    assert np.isfinite(actions).all()
