@@ -29,12 +29,14 @@ OUT = ROOT / "docs" / "results" / "chunk_joins"
 TICK_MS = 100  # Push-T runs at 10 Hz
 
 
-def cell_path(policy: str, join: str, delay: int, noise: float) -> Path:
+def cell_path(policy: str, join: str, delay: int, noise: float, warm_t: float = 0.5) -> Path:
+    if join == "warm" and warm_t != 0.5:
+        join = f"warm{warm_t:g}"
     return OUT / f"{policy}_{join}_d{delay}_noise{noise:g}.json"
 
 
 def run_cell(args, policy: str, checkpoint: str, join: str, delay: int, noise: float) -> None:
-    path = cell_path(policy, join, delay, noise)
+    path = cell_path(policy, join, delay, noise, args.warm_t)
     if path.is_file():
         return
     out = ROOT / "runs" / "rollout" / "chunk_joins" / path.stem
@@ -67,7 +69,7 @@ def rows() -> list[dict]:
         found.append(
             {
                 "policy": report["policy"],
-                "join": execution["join"],
+                "join": join_label(execution),
                 "delay": execution["delay"],
                 "noise": execution["action_noise"],
                 "episodes": budget["n_episodes"],
@@ -78,6 +80,13 @@ def rows() -> list[dict]:
             }
         )
     return sorted(found, key=lambda r: (r["noise"], r["policy"], r["join"], r["delay"]))
+
+
+def join_label(execution: dict) -> str:
+    """The join's name; ``warm`` with its start time."""
+    if execution["join"] != "warm":
+        return execution["join"]
+    return f"warm (t = {execution.get('warm_t', 0.5):g})"
 
 
 def figure(value: float | None, digits: int = 2) -> str:

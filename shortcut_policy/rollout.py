@@ -76,14 +76,14 @@ def execution(cfg: Any, policy: ShortcutPolicy) -> Execution:
     """How the rollout executes chunks (``execute``, ``delay``, ``join``, ``action_noise``),
     checked against the policy's chunk before any episode runs; sets the policy's
     ``warm_t``."""
-    chosen = Execution(cfg.execute, cfg.delay, cfg.join, float(cfg.action_noise))
+    chosen = Execution(cfg.execute, cfg.delay, cfg.join, float(cfg.action_noise), cfg.warm_t)
     execute = chosen.execute or policy.n_action_steps
     try:
         ChunkQueue(policy.n_obs_steps, execute, chosen.delay, chosen.join)  # checks the values
         prefix_max = getattr(policy.network, "prefix_max", 0)
         check_prefix_fits(chosen.join, prefix_max, policy.n_obs_steps, chosen.delay)
-        check_join_runs(chosen.join, policy.objective.name)
-        policy.warm_t = checked_warm_t(cfg.warm_t)
+        policy.warm_t = checked_warm_t(chosen.warm_t)
+        check_join_runs(chosen.join, policy.objective.name, warm_t=policy.warm_t)
     except ValueError as err:
         raise ConfigError(str(err)) from err
     last = policy.n_obs_steps - 1 + execute + chosen.delay - 1

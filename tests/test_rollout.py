@@ -314,11 +314,20 @@ def test_a_warm_join_continues_the_committed_plan_more_closely_than_none():
     assert errors["warm"] < 0.9 * errors["none"], errors
 
 
-def test_a_delay_the_chunk_cannot_cover_is_refused_before_any_episode(push_t_policy_dir):
+@pytest.mark.parametrize(
+    "overrides, error",
+    [
+        (["delay=8"], "lower execute or delay"),
+        (["join=warm", "warm_t=0.6"], "1 - warm_t a power of two"),  # a shortcut policy
+    ],
+)
+def test_an_execution_the_policy_cannot_run_is_refused_before_any_episode(
+    push_t_policy_dir, overrides, error
+):
     from shortcut_policy.training.settings import ConfigError
 
     cfg = make_config(
-        f"checkpoint={push_t_policy_dir}", "delay=8", "device=cpu", config_name="rollout"
+        f"checkpoint={push_t_policy_dir}", *overrides, "device=cpu", config_name="rollout"
     )
-    with pytest.raises(ConfigError, match="lower execute or delay"):
+    with pytest.raises(ConfigError, match=error):
         rollout(cfg)

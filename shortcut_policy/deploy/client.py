@@ -84,7 +84,7 @@ class PolicyClient:
         delay = async_lead if async_chunks else 0
         prefix_max = int(self.description.get("prefix_max", 0))
         check_prefix_fits(self.join, prefix_max, self.n_obs_steps, delay)
-        check_join_runs(self.join, self.description["objective"])
+        check_join_runs(self.join, self.description["objective"], warm_t=self.warm_t)
         self.last_timing: dict[str, float] = {}
         self.chunks = None
         if async_chunks:

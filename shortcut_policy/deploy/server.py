@@ -246,7 +246,8 @@ class PolicyServer:
         return checked_given(given, rows, self.policy.horizon, action_dim, prefix_max)
 
     def warm(self, message: dict, obs: dict[str, np.ndarray]) -> tuple[float, np.ndarray] | None:
-        """The request's warm start (``warm_t``, ``warm_actions``), checked, or None."""
+        """The request's warm start (``warm_t``, default the served policy's, and
+        ``warm_actions``), checked, or None."""
         if "warm_actions" not in message:
             return None
         if self.policy.objective.name == "ddpm":

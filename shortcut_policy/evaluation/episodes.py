@@ -51,12 +51,14 @@ class Execution:
     ticks between a request and its chunk taking over; ``join``: ``none``, ``ensemble``,
     ``prefix`` (the committed actions given to a prefix-trained network) or ``warm`` (each
     sample starts from the old plan at the policy's ``warm_t``);
-    ``action_noise``: std of Gaussian noise added to each executed action (data units)."""
+    ``action_noise``: std of Gaussian noise added to each executed action (data units);
+    ``warm_t``: recorded for the report (the policy's own ``warm_t`` is what sampling uses)."""
 
     execute: int | None = None
     delay: int = 0
     join: str = "none"
     action_noise: float = 0.0
+    warm_t: float = 0.5
 
 
 @dataclass

@@ -21,7 +21,9 @@ the tick it was asked for. Joins:
   takes as given (``models/prefix.py``);
 * ``warm``: as ``none``, but the new chunk's sample starts at ``warm_t`` on the path from the
   noise to the old plan shifted to the new chunk's ticks (:meth:`ChunkQueue.planned`; One-Step
-  Flow Policy, arXiv 2603.12480): any flow-type policy, no retraining.
+  Flow Policy, arXiv 2603.12480): any flow-type policy, no retraining. The old plan ends
+  before the new chunk does; its last action is held there, so a ``warm_t`` near 1 pulls the
+  new chunk's tail toward standing still.
 
 What a join is judged by (:func:`join_metrics`): the jump ``|a_k - a_(k-1)|`` at the ticks where
 a chunk takes over against the same mean over the other ticks (the boundary ratio), the mean jerk
@@ -31,6 +33,8 @@ a chunk takes over against the same mean over the other ticks (the boundary rati
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,18 +54,28 @@ def checked_join(join: str, async_chunks: bool = False) -> str:
     return join
 
 
-def checked_warm_t(warm_t: float) -> float:
-    """``warm_t`` if it is a time in (0, 1), else a ``ValueError`` saying so."""
-    if not 0.0 < float(warm_t) < 1.0:
-        raise ValueError(f"warm_t is where a warm sample starts, a time in (0, 1); got {warm_t}")
+def checked_warm_t(warm_t: object) -> float:
+    """``warm_t`` if it is a number in (0, 1), else a ``ValueError`` saying so."""
+    number = isinstance(warm_t, numbers.Real) and not isinstance(warm_t, bool)
+    if not number or not 0.0 < float(warm_t) < 1.0:
+        raise ValueError(f"warm_t is where a warm sample starts, a time in (0, 1); got {warm_t!r}")
     return float(warm_t)
 
 
-def check_join_runs(join: str, objective_name: str, cuda_graph: bool = False) -> None:
+def check_join_runs(
+    join: str, objective_name: str, cuda_graph: bool = False, warm_t: float = 0.5
+) -> None:
     """A ``ValueError`` when ``join`` cannot run here: ``warm`` needs a flow-type sampler (not
-    DDPM), and CUDA graphs take neither a prefix nor a warm start yet."""
+    DDPM) and, on a shortcut network, ``1 - warm_t`` a power of two (its jumps must stay the
+    trained sizes); CUDA graphs take neither a prefix nor a warm start yet."""
     if join == "warm" and objective_name == "ddpm":
         raise ValueError("join='warm' needs a flow-type policy; DDPM/DDIM has no warm start")
+    span = 1.0 - warm_t
+    if join == "warm" and objective_name == "shortcut" and span != 2.0 ** round(math.log2(span)):
+        raise ValueError(
+            f"join='warm' on a shortcut policy needs 1 - warm_t a power of two (warm_t = 0.5, "
+            f"0.75, 0.875, ...); got warm_t={warm_t}"
+        )
     if cuda_graph and join in ("prefix", "warm"):
         raise ValueError(f"join={join!r} cannot run through cuda_graph=True yet; drop one")
 

@@ -161,7 +161,7 @@ class ShortcutPolicy:
         self.drift: DriftWatch | None = None
         self.steps = self.chosen_steps(steps, deadline_ms)
         self.join, self.warm_t = checked_join(join, async_chunks), checked_warm_t(warm_t)
-        check_join_runs(join, objective.name, cuda_graph)
+        check_join_runs(join, objective.name, cuda_graph, self.warm_t)
         delay = async_lead if async_chunks else 0  # ticks the old chunk still runs
         check_prefix_fits(join, getattr(network, "prefix_max", 0), self.n_obs_steps, delay)
         self.chunks = None

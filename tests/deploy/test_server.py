@@ -258,3 +258,26 @@ def test_a_warm_request_starts_from_the_plan_it_carries(server):
     with PolicyClient(server.url, join="warm", warm_t=0.5) as client:
         actions = [client.select_action(observation(rng)) for _ in range(12)]  # 2 chunks
     assert np.isfinite(actions).all()
+
+
+def test_the_batcher_runs_warm_and_cold_requests_in_separate_forwards():
+    import asyncio
+
+    from shortcut_policy.deploy.server import Request, _forward_key, _warm
+
+    obs = {"state": np.zeros((1, 1, 5), np.float32)}
+    plan = np.ones((1, 4, 2), np.float32)
+
+    async def requests():
+        return [
+            Request(obs, 1),
+            Request(obs, 1, warm=(0.5, plan)),
+            Request(obs, 1, warm=(0.5, 2 * plan)),
+            Request(obs, 1, warm=(0.75, plan)),
+        ]
+
+    group = asyncio.run(requests())
+    assert [_forward_key(r) for r in group] == [(1, None), (1, 0.5), (1, 0.5), (1, 0.75)]
+    assert _warm(group[:1]) == {}
+    stacked = _warm(group[1:3])
+    assert stacked["warm_t"] == 0.5 and stacked["warm"][:, 0, 0].tolist() == [1.0, 2.0]

@@ -75,3 +75,19 @@ def test_starts_that_cannot_work_are_refused_by_name():
         MeanFlow().sample(TowardTarget(), noise, None, 1, start=(0.5, guess[:, :2]))
     with pytest.raises(ValueError, match="DDPM/DDIM has no warm start"):
         DDPM().sample(TowardTarget(), noise, None, 1, start=(0.5, guess))
+
+
+@pytest.mark.parametrize(
+    "make, sampler, steps, calls",
+    [
+        (MeanFlow, "jumps", 2, [(0.5, 0.25), (0.75, 0.25)]),  # each jump told its length
+        (MeanFlow, "euler", 2, [(0.5, 1 / 128), (0.75, 1 / 128)]),
+        (Shortcut, "jump_euler", 3, [(0.5, 0.25), (0.75, 1 / 128), (0.875, 1 / 128)]),
+    ],
+)
+def test_every_sampler_is_squeezed_into_what_is_left_of_the_path(make, sampler, steps, calls):
+    net = TowardTarget()
+    start = (0.5, torch.zeros(1, 4, 2))
+    out = make(sampler=sampler).sample(net, torch.randn(1, 4, 2), None, steps, start=start)
+    assert net.calls == [(t, round(d, 7)) for t, d in calls]
+    torch.testing.assert_close(out, TARGET.expand_as(out))

@@ -172,3 +172,35 @@ def test_a_warm_join_is_refused_where_it_cannot_run():
         ShortcutPolicy.from_pretrained("data/pretrained/push_t", join="warm", warm_t=1.0)
     with pytest.raises(ValueError, match="not available with async_chunks=True"):
         ShortcutPolicy.from_pretrained("data/pretrained/push_t", join="warm", async_chunks=True)
+    # The shipped policy is a shortcut network: its jumps from warm_t must be trained sizes.
+    with pytest.raises(ValueError, match="1 - warm_t a power of two"):
+        ShortcutPolicy.from_pretrained("data/pretrained/push_t", join="warm", warm_t=0.6)
+    with pytest.raises(ValueError, match="a time in"):
+        ShortcutPolicy.from_pretrained("data/pretrained/push_t", join="warm", warm_t="0.5")
+
+
+def test_a_batch_of_first_and_later_chunks_starts_only_the_later_ones_warm():
+    from shortcut_policy.evaluation.episodes import _predict, _Slot
+    from shortcut_policy.policy.chunk_buffer import ChunkBuffer
+
+    class Recorder:
+        horizon, warm_t = HORIZON, 0.5
+        network = type("Net", (), {"spec": {"action_dim": 1}})()
+        calls = []
+
+        def predict_checked(self, batch, steps, given=None, warm=None):
+            rows = len(batch["x"])
+            self.calls.append((rows, None if warm is None else warm.shape))
+            return np.zeros((rows, HORIZON, 1), np.float32)
+
+    slots = []
+    for has_plan in (True, False, True):
+        buffer = ChunkBuffer(N_OBS, 8, join="warm")
+        buffer.add_observation({"x": np.zeros(3, np.float32)})
+        if has_plan:
+            run(buffer.queue, 8)
+        slots.append(_Slot(None, buffer, False, None))
+    chunks = _predict(Recorder(), slots, 1)
+    assert chunks.shape == (3, HORIZON, 1)
+    # One call for the two rows with an old plan (warm), one for the first chunk (cold).
+    assert Recorder.calls == [(2, (2, HORIZON, 1)), (1, None)]
