@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from shortcut_policy.cli import user_errors
-from shortcut_policy.evaluation.evaluators import get_evaluator
+from shortcut_policy.evaluation.evaluators import SIMULATOR_EVALUATORS, get_evaluator
 from shortcut_policy.models import build_network
 from shortcut_policy.objectives import build_objective
 from shortcut_policy.tasks import CONFIG_DIR, TaskData, check_env_observations, load_task_data
@@ -197,9 +197,12 @@ def evaluate(run: Run) -> dict[str, float]:
     When the evaluator reports ``score@<first budget>``, a new maximum is saved as the labelled
     ``best`` checkpoint (selected on the training-evaluation seeds, not the final ones).
     """
-    evaluator = get_evaluator(run.cfg.task.evaluator)
+    name = run.cfg.task.evaluator
     out_dir = run.run_dir / "eval" / f"step_{run.step:08d}"
-    metrics = evaluator(run.ema, run.objective, run.data, list(run.cfg.eval_steps), out_dir)
+    options = {"n_episodes": run.cfg.eval_episodes} if name in SIMULATOR_EVALUATORS else {}
+    metrics = get_evaluator(name)(
+        run.ema, run.objective, run.data, list(run.cfg.eval_steps), out_dir, **options
+    )
     metrics = {f"eval/{key}": value for key, value in metrics.items()}
     key = f"eval/score@{run.cfg.eval_steps[0]}"
     if key in metrics and metrics[key] > run.best_score:
@@ -231,13 +234,28 @@ def training_batches(run: Run, sampler: StepBatchSampler) -> Any:
     )
 
 
+def time_is_up(stop_at: float | None, run: Run) -> bool:
+    """Whether this invocation's ``train.max_minutes`` have passed, as rank 0 sees it (so
+    every rank stops at the same step). Asked at log steps only: one broadcast per log."""
+    if stop_at is None or run.step % run.cfg.logging.log_every:
+        return False
+    up = time.monotonic() >= stop_at
+    if run.rank.world == 1:
+        return up
+    flag = torch.tensor([float(up)], device=run.device)
+    torch.distributed.broadcast(flag, 0)
+    return bool(flag.item())
+
+
 def periodic(step: int, every: int, last: int) -> bool:
     return every > 0 and (step % every == 0 or step == last)
 
 
 def train(cfg: DictConfig) -> Run:
-    """Train until ``train.steps``; resumable at any checkpoint. Returns the finished run."""
+    """Train until ``train.steps`` (or ``train.max_minutes``); resumable at any checkpoint.
+    Returns the run, finished or paused."""
     run = build_run(cfg)
+    stop_at = time.monotonic() + 60.0 * cfg.train.max_minutes if cfg.train.max_minutes else None
     prepare_run_dir(run)
     total = cfg.train.steps
     rank = run.rank
@@ -258,6 +276,9 @@ def train(cfg: DictConfig) -> Run:
     # Steps and seconds of loading and training since the last log (no validation or rollouts).
     window_start, last_step = time.perf_counter(), run.step
     while run.step < total:
+        if time_is_up(stop_at, run):
+            save_run(run, extra={"rank_digests": synced_weight_digests(run)})
+            break
         run.model.train()
         step_metrics = train_step(run, to_device(next(batches), run.device))
         bar.update(1)
@@ -274,6 +295,7 @@ def train(cfg: DictConfig) -> Run:
         if run.device.type == "cuda":  # the queued steps must finish before they are timed
             torch.cuda.synchronize(run.device)
         metrics["steps_per_s"] = (run.step - last_step) / (time.perf_counter() - window_start)
+        metrics["epoch"] = run.step / sampler.steps_per_epoch
         # Validation and rollouts run on rank 0 while the others wait at the next all-reduce
         # (for at most distributed.timeout_s).
         if rank.is_main and validate:
@@ -284,7 +306,8 @@ def train(cfg: DictConfig) -> Run:
         if checkpoint:
             save_run(run, extra={"rank_digests": synced_weight_digests(run)})
         window_start, last_step = time.perf_counter(), run.step
-    save_run(run, label="last", extra={"rank_digests": synced_weight_digests(run)})
+    if run.step == total:
+        save_run(run, label="last", extra={"rank_digests": synced_weight_digests(run)})
     bar.close()
     logger.close()
     return run
@@ -297,7 +320,13 @@ def main(cfg: DictConfig) -> None:
             run = train(cfg)
     finally:
         distributed.stop()
-    if run.rank.is_main:
+    if run.rank.is_main and run.step < cfg.train.steps:
+        print(
+            f"[train] paused at step {run.step} of {cfg.train.steps} after train.max_minutes="
+            f"{cfg.train.max_minutes:g}; resume=true continues (checkpoints in "
+            f"{run.run_dir / 'checkpoints'})"
+        )
+    elif run.rank.is_main:
         print(f"[train] finished {run.step} steps; checkpoints in {run.run_dir / 'checkpoints'}")
 
 

@@ -1,4 +1,6 @@
 import json
+import time
+import types
 
 import numpy as np
 import pytest
@@ -65,6 +67,38 @@ def test_killed_run_resumes_with_the_same_step_lr_and_data(tmp_path, monkeypatch
         for key in ("loss", "lr", "val/loss"):  # the same schedule, data and noise
             if key in row:
                 assert got[row["step"]][key] == pytest.approx(row[key], rel=1e-6), key
+
+
+def test_a_run_in_pieces_pauses_with_a_checkpoint_and_resumes_the_same_schedule(
+    tmp_path, monkeypatch
+):
+    """train.max_minutes: each invocation stops when its time is up; resume=true goes on as
+    if it had never stopped (long runs in pieces)."""
+    reference_dir = tmp_path / "reference"
+    reference_dir.mkdir()
+    train(tiny_config(reference_dir))
+    expected = {row["step"]: row for row in read_metrics(reference_dir / "run")}
+
+    import shortcut_policy.train as train_module
+
+    clock = iter(range(0, 10_000, 30))  # every look at the clock: 30 s later
+    fake = types.SimpleNamespace(
+        monotonic=lambda: float(next(clock)), perf_counter=time.perf_counter
+    )
+    monkeypatch.setattr(train_module, "time", fake)
+    paused = train(tiny_config(tmp_path, "train.max_minutes=2"))  # 4 clock calls: 2 minutes
+    assert 0 < paused.step < 12
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert latest_checkpoint(checkpoints).name == f"step_{paused.step:08d}.safetensors"
+    assert not (checkpoints / "last.safetensors").exists()  # not finished
+    monkeypatch.undo()
+    resumed = train(tiny_config(tmp_path, "resume=true"))
+    assert resumed.step == 12 and (checkpoints / "last.safetensors").exists()
+    rows = read_metrics(tmp_path / "run")
+    assert [row["step"] for row in rows] == list(range(1, 13))
+    for row in rows:
+        assert row["loss"] == pytest.approx(expected[row["step"]]["loss"], rel=1e-6)
+        assert row["epoch"] == pytest.approx(expected[row["step"]]["epoch"])
 
 
 def test_resume_skips_a_truncated_newest_checkpoint_and_a_torn_log_line(tmp_path):

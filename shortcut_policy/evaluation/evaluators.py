@@ -20,6 +20,8 @@ EVALUATORS = {
     "images": "shortcut_policy.evaluation.image_samples:evaluate_image_model",
 }
 
+# Evaluators that run simulator episodes: they take ``n_episodes`` (``eval_episodes``).
+SIMULATOR_EVALUATORS = ("push_t", "rollouts")
 # In-training rollouts use their own seeds, so choosing the "best" checkpoint on them does not
 # leak into the final evaluation (seeds 100000 and up) or the demonstrations (0 and up).
 TRAINING_EVAL_SEED = 200_000
