@@ -175,3 +175,21 @@ def test_latency_of_an_image_policy_includes_the_encoder(image_run):
     encode = encode_latency(policy, obs, n_calls=3, warmup=1)
     chunk = chunk_latency(policy, obs, steps=1, n_calls=3, warmup=1)
     assert 0 < encode["median_ms"] < chunk["median_ms"] * 5
+
+
+def test_channels_last_encodes_the_same_and_downsampling_sees_a_quarter_of_the_pixels():
+    from shortcut_policy.models.vision import ConvEncoder, VisionConfig
+
+    frames = torch.rand(4, 3, 84, 84, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    plain = ConvEncoder(VisionConfig())
+    torch.manual_seed(0)
+    fast = ConvEncoder(VisionConfig(channels_last=True))
+    torch.testing.assert_close(fast(frames), plain(frames), atol=1e-4, rtol=1e-4)
+    seen = []
+    coarse = ConvEncoder(VisionConfig(downsample=2))
+    coarse.stem.register_forward_hook(lambda module, inputs, out: seen.append(inputs[0].shape))
+    assert coarse(frames).shape == (4, 64)
+    assert tuple(seen[0][-2:]) == (42, 42)
+    with pytest.raises(ValueError, match="downsample must be an integer >= 1"):
+        VisionConfig.from_dict({"downsample": 0})

@@ -27,6 +27,10 @@ class VisionConfig:
         feature_dim: features per camera and frame after the final linear layer.
         crop_shape: ``[h, w]`` random crop in training, centre crop at inference; null = none.
         shared: one encoder for all cameras (true) or one per camera (false).
+        downsample: average-pool the (cropped) frame by this factor before the stem (1: off);
+            2 quarters the cost of every layer, for a coarser view.
+        channels_last: run the convolutions in channels-last memory layout (often faster on
+            CPUs with oneDNN and on GPUs with tensor cores; same numbers).
     """
 
     channels: list[int] = field(default_factory=lambda: [32, 64, 128])
@@ -36,6 +40,8 @@ class VisionConfig:
     feature_dim: int = 64
     crop_shape: list[int] | None = None
     shared: bool = True
+    downsample: int = 1
+    channels_last: bool = False
 
     @classmethod
     def from_dict(cls, values: dict | None) -> VisionConfig:
@@ -46,6 +52,10 @@ class VisionConfig:
         config = cls(**dict(values or {}))
         if config.pool not in ("spatial_softmax", "avg"):
             raise ValueError(f"model.vision.pool is {config.pool!r}; use spatial_softmax or avg")
+        if not isinstance(config.downsample, int) or config.downsample < 1:
+            raise ValueError(
+                f"model.vision.downsample must be an integer >= 1, got {config.downsample!r}"
+            )
         return config
 
 
@@ -132,9 +142,17 @@ class ConvEncoder(nn.Module):
             self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
             pooled = widths[-1]
         self.out = nn.Linear(pooled, config.feature_dim)
+        self.downsample, self.channels_last = config.downsample, config.channels_last
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        x = self.stages(self.stem(frames * 2 - 1))
+        x = frames * 2 - 1
+        if self.downsample > 1:
+            x = F.avg_pool2d(x, self.downsample)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        x = self.stages(self.stem(x))
         return self.out(self.pool(x))
 
 
