@@ -95,6 +95,7 @@ class PolicyClient:
                 self.n_action_steps,
                 async_lead,
                 prefix=self.join == "prefix",
+                warm=self.join == "warm",
             )
         self.reset()
 
@@ -132,10 +133,9 @@ class PolicyClient:
         self.last_timing = dict(reply.get("timing") or {})
         return wire.decode_array(reply["action"], "action")
 
-    def predict_one(self, history: Mapping[str, np.ndarray], given=None) -> np.ndarray:
+    def predict_one(self, history: Mapping[str, np.ndarray], given=None, warm=None) -> np.ndarray:
         """One history ``{key: (n_obs_steps, *shape)}`` -> one chunk ``(horizon, Da)``; with
         ``join='prefix'`` the committed actions travel with it, with ``warm`` the old plan."""
-        warm = None
         if self.chunks is None:
             given = given_batch(self.buffer.queue, self.horizon)
             warm = warm_batch([self.buffer.queue], self.horizon)

@@ -17,7 +17,9 @@ episode, or when inference takes longer than the old chunk's whole horizon.
 With ``prefix=True`` (a policy trained with prefix conditioning, ``join='prefix'``) each request
 also carries the actions already decided for the new chunk's first ``n_obs_steps - 1 + lead``
 positions: those executed before tick L and the old chunk's plan for ticks L .. L + lead - 1,
-which the robot executes whatever arrives; the new chunk is computed to continue them.
+which the robot executes whatever arrives; the new chunk is computed to continue them. With
+``warm=True`` (``join='warm'``) each request carries the whole old plan shifted to the new
+chunk's ticks instead, and the new chunk's sample starts from it.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class AsyncChunks:
             the old chunk's planned actions, at the cost of older observations.
         prefix: pass ``predict(history, given)`` the committed prefix ``(mask (1, H), actions
             (1, H, Da))`` of each request (None for an episode's first chunk).
+        warm: pass ``predict(history, warm=plan)`` the old plan ``(1, H, Da)`` shifted to the
+            new chunk's ticks (None for an episode's first chunk).
     """
 
     def __init__(
@@ -63,13 +67,14 @@ class AsyncChunks:
         n_action_steps: int,
         lead: int = 1,
         prefix: bool = False,
+        warm: bool = False,
     ) -> None:
         if not 0 <= lead < n_action_steps:
             raise ValueError(
                 f"async_lead must be in [0, n_action_steps - 1] = [0, {n_action_steps - 1}], "
                 f"got {lead}"
             )
-        self.predict, self.lead, self.prefix = predict, lead, prefix
+        self.predict, self.lead, self.prefix, self.warm = predict, lead, prefix, warm
         self.n_obs_steps, self.horizon, self.n_action_steps = n_obs_steps, horizon, n_action_steps
         self.start = n_obs_steps - 1
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="policy-chunks")
@@ -104,28 +109,42 @@ class AsyncChunks:
         return action
 
     def _request(self) -> Future:
-        """Ask the worker thread for a chunk from this tick's history (and its prefix)."""
-        if not self.prefix:
-            return self.executor.submit(self.predict, self.buffer.history())
-        return self.executor.submit(self.predict, self.buffer.history(), self._committed())
+        """Ask the worker thread for a chunk from this tick's history (and its prefix or old
+        plan)."""
+        if self.prefix:
+            return self.executor.submit(self.predict, self.buffer.history(), self._committed())
+        if self.warm:
+            return self.executor.submit(self.predict, self.buffer.history(), warm=self._planned())
+        return self.executor.submit(self.predict, self.buffer.history())
 
-    def _committed(self):
-        """``(mask (1, H), actions (1, H, Da))`` decided for a chunk asked for now: position
-        ``i`` is tick ``now + i - start``, executed if past, else the current chunk's plan."""
-        length = self.start + self.lead
+    def _planned(self) -> np.ndarray | None:
+        """``(1, H, Da)``: for a chunk asked for now, position ``i`` is tick ``now + i -
+        start``: executed if past, else the current chunk's plan, its last action held past
+        its end. None at an episode's first chunk."""
         if self.current is None or self.tick - self.start < 0:
             return None
-        if self.tick + self.lead - 1 - self.current.origin + self.start >= self.horizon:
-            return None  # the current chunk has no plan that far: nothing can be promised
-        values = np.zeros_like(self.current.actions)
-        for i in range(length):
+        values = np.empty_like(self.current.actions)
+        for i in range(self.horizon):
             tick = self.tick + i - self.start
             if tick < self.tick:
                 values[i] = self.executed[tick]
             else:
-                values[i] = self.current.actions[self.start + tick - self.current.origin]
-        mask = np.arange(len(values)) < length
-        return mask[None], values[None]
+                index = min(self.start + tick - self.current.origin, self.horizon - 1)
+                values[i] = self.current.actions[index]
+        return values[None]
+
+    def _committed(self):
+        """``(mask (1, H), actions (1, H, Da))`` decided for a chunk asked for now: the first
+        ``start + lead`` positions of :meth:`_planned`."""
+        length = self.start + self.lead
+        plan = self._planned()
+        if plan is None:
+            return None
+        if self.tick + self.lead - 1 - self.current.origin + self.start >= self.horizon:
+            return None  # the current chunk has no plan that far: nothing can be promised
+        plan[0, length:] = 0
+        mask = np.arange(self.horizon) < length
+        return mask[None], plan
 
     def _index(self, chunk: Chunk) -> int:
         """The chunk index of this tick's action."""

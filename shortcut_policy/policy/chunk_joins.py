@@ -46,10 +46,11 @@ def checked_join(join: str, async_chunks: bool = False) -> str:
     """``join`` if it is known and fits the execution mode, else a ``ValueError`` saying why."""
     if join not in JOINS:
         raise ValueError(f"join={join!r}; choose one of {', '.join(JOINS)}")
-    if async_chunks and join in ("ensemble", "warm"):
+    if async_chunks and join == "ensemble":
         raise ValueError(
-            f"join={join!r} is not available with async_chunks=True (the non-blocking "
-            "executor replaces each chunk at its own switch tick); use 'none' or 'prefix' there"
+            "join='ensemble' is not available with async_chunks=True (the non-blocking "
+            "executor replaces each chunk at its own switch tick); use 'none', 'warm' or "
+            "'prefix' there"
         )
     return join
 

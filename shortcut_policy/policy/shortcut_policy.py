@@ -173,6 +173,7 @@ class ShortcutPolicy:
                 self.n_action_steps,
                 lead=async_lead,
                 prefix=self.join == "prefix",
+                warm=self.join == "warm",
             )
         self.reset()
 
@@ -382,11 +383,10 @@ class ShortcutPolicy:
             self.steps = self.drift.observe((time.perf_counter() - start) * 1000.0)
         return chunk
 
-    def predict_one(self, history: Mapping[str, np.ndarray], given=None) -> np.ndarray:
+    def predict_one(self, history: Mapping[str, np.ndarray], given=None, warm=None) -> np.ndarray:
         """One checked history ``{key: (n_obs_steps, *shape)}`` -> one chunk ``(horizon, Da)``
-        (with ``join='prefix'``, given the actions already decided: by the non-blocking
-        executor, or here from the queue)."""
-        warm = None
+        (with ``join='prefix'``, given the actions already decided; with ``warm``, the old
+        plan: by the non-blocking executor, or here from the queue)."""
         if self.chunks is None:
             given = given_batch(self.buffer.queue, self.horizon)
             warm = warm_batch([self.buffer.queue], self.horizon)

@@ -104,3 +104,35 @@ def test_with_prefix_each_request_carries_the_executed_and_the_planned_actions()
     # Position 0 is tick 5 (executed: chunk 0's action 6); 1, 2 are ticks 6, 7 (planned: 7, 8).
     assert values[0, :3, 0].tolist() == [6.0, 7.0, 8.0]
     chunks.close()
+
+
+def test_with_warm_each_request_carries_the_old_plan_shifted_to_its_ticks():
+    seen = []
+
+    def predict(history, warm=None):
+        seen.append(warm)
+        tick = int(history["t"][-1, 0])
+        return (100.0 * tick + np.arange(H, dtype=np.float32))[:, None]
+
+    chunks = AsyncChunks(predict, N_OBS, H, N_ACT, lead=2, warm=True)
+    for tick in range(8):
+        act(chunks, tick)
+        if chunks.pending is not None:
+            chunks.pending[0].result(timeout=10)
+    assert seen[0] is None  # the episode's first chunk starts from noise
+    plan = seen[1][0, :, 0]  # asked at tick 6 = 8 - lead
+    # Position 0 is tick 5 (executed: 6); then chunk 0's plan for ticks 6.. (7 ... 15), held.
+    assert plan.tolist() == [6.0] + [7.0 + i for i in range(9)] + [15.0] * 6
+    chunks.close()
+
+
+def test_a_warm_policy_runs_without_blocking():
+    from shortcut_policy import ShortcutPolicy
+
+    policy = ShortcutPolicy.from_pretrained(
+        "data/pretrained/push_t", device="cpu", join="warm", async_chunks=True
+    )
+    obs = {key: np.zeros(shape, np.float32) for key, shape in policy.obs_shapes.items()}
+    actions = np.stack([policy.select_action(obs) for _ in range(20)])
+    assert actions.shape == (20, 2) and np.isfinite(actions).all()
+    policy.chunks.close()

@@ -170,8 +170,6 @@ def test_a_warm_join_is_refused_where_it_cannot_run():
 
     with pytest.raises(ValueError, match=r"warm_t is where a warm sample starts"):
         ShortcutPolicy.from_pretrained("data/pretrained/push_t", join="warm", warm_t=1.0)
-    with pytest.raises(ValueError, match="not available with async_chunks=True"):
-        ShortcutPolicy.from_pretrained("data/pretrained/push_t", join="warm", async_chunks=True)
     # The shipped policy is a shortcut network: its jumps from warm_t must be trained sizes.
     with pytest.raises(ValueError, match="1 - warm_t a power of two"):
         ShortcutPolicy.from_pretrained("data/pretrained/push_t", join="warm", warm_t=0.6)
