@@ -58,6 +58,8 @@ VISION_KEYS = {
     "feature_dim": "size",
     "crop_shape": "shape",
     "shared": "bool",
+    "downsample": "size",
+    "channels_last": "bool",
 }
 
 
