@@ -53,6 +53,7 @@ MODEL_KEYS = {
 }
 VISION_KEYS = {
     "channels": "shape",
+    "groups": "size",
     "pool": "str",
     "keypoints": "size",
     "feature_dim": "size",

@@ -74,3 +74,14 @@ def test_checkpoints_get_the_usual_file_mode(tmp_path):
 def test_the_shipped_metadata_passes(shipped):
     assert json.dumps(shipped[1])  # plain JSON
     load_policy_network(SHIPPED)
+
+
+def test_every_vision_option_a_checkpoint_can_hold_is_known_to_the_loader():
+    """A new model.vision field the loader's schema lacks would refuse the checkpoints that
+    use it."""
+    from dataclasses import fields
+
+    from shortcut_policy.checkpoints.meta import VISION_KEYS
+    from shortcut_policy.models.vision import VisionConfig
+
+    assert {f.name for f in fields(VisionConfig)} == set(VISION_KEYS)

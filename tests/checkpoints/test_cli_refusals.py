@@ -123,14 +123,3 @@ def test_resume_refuses_tensors_that_do_not_fit_the_network(trained, tmp_path):
     )
     with pytest.raises(CheckpointError, match="do not fit this run's network"):
         restore_run(build_run(cfg), path)
-
-
-def test_every_vision_option_a_checkpoint_can_hold_is_known_to_the_loader():
-    """A new model.vision field the loader's schema lacks would refuse the checkpoints that
-    use it."""
-    from dataclasses import fields
-
-    from shortcut_policy.checkpoints.meta import VISION_KEYS
-    from shortcut_policy.models.vision import VisionConfig
-
-    assert {f.name for f in fields(VisionConfig)} == set(VISION_KEYS)
