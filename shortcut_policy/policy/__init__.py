@@ -5,6 +5,7 @@ graphs, and rebuilding the network from a checkpoint. Nothing here imports ``dep
 serves and exports a policy) or ``evaluation/`` (which rolls it out): they build on this.
 """
 
-from shortcut_policy.policy.shortcut_policy import ShortcutPolicy, resolve_policy_path
+from shortcut_policy.policy.pretrained import resolve_policy_path
+from shortcut_policy.policy.shortcut_policy import ShortcutPolicy
 
 __all__ = ["ShortcutPolicy", "resolve_policy_path"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,6 +53,30 @@ def _accepts(budget: Callable[[object], int]) -> Callable[[int], bool]:
     return accepts
 
 
+def measured_success(meta: Mapping) -> dict[int, float]:
+    """``{passes: success rate}`` a rollout measured for this policy, as saved with it
+    (``save_pretrained(report=...)``: ``meta["budget_success"]``); empty when none was. A
+    malformed table raises a ``ValueError`` naming it (it is plain data, but checked)."""
+    table = meta.get("budget_success") or {}
+    if not isinstance(table, Mapping):
+        raise ValueError(f"budget_success must map passes to success rates, got {table!r}")
+    success = {}
+    for steps, rate in table.items():
+        if not str(steps).isdigit() or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+            raise ValueError(f"budget_success[{steps!r}] = {rate!r}: need passes -> rate in [0, 1]")
+        success[int(steps)] = float(rate)
+    return success
+
+
+def no_worse_than_one_pass(budgets: Sequence[int], success: Mapping[int, float]) -> list[int]:
+    """The budgets a deadline may choose from: with a measured success table that includes 1
+    pass, only the budgets measured at least as good as 1 pass (more passes are not always
+    better: a network can lose quality as it takes more, smaller jumps); otherwise all."""
+    if 1 not in success:
+        return list(budgets)
+    return [steps for steps in budgets if success.get(steps, -1.0) >= success[1]]
+
+
 @dataclass
 class BudgetChoice:
     """The chosen budget and the measurements it was chosen from (p99 latency, ms)."""
@@ -60,12 +84,14 @@ class BudgetChoice:
     steps: int
     deadline_ms: float
     p99_ms: dict[int, float] = field(default_factory=dict)
+    left_out: list[int] = field(default_factory=list)  # measured worse than 1 pass
 
     def summary(self) -> str:
         timed = ", ".join(f"{steps}: {ms:.1f}" for steps, ms in self.p99_ms.items())
+        worse = f"; left out, measured worse than 1 pass: {self.left_out}" if self.left_out else ""
         return (
             f"{self.steps} network pass(es) per chunk fit the {self.deadline_ms:g} ms deadline "
-            f"(p99 ms by budget: {timed})"
+            f"(p99 ms by budget: {timed}{worse})"
         )
 
 

@@ -53,11 +53,7 @@ import numpy as np
 import torch
 
 from shortcut_policy.checkpoints.files import (
-    POLICY_FILE,
     CheckpointError,
-    latest_checkpoint,
-    prefixed,
-    save_checkpoint,
 )
 from shortcut_policy.data.obs_space import RGB
 from shortcut_policy.objectives import with_sampler
@@ -68,6 +64,8 @@ from shortcut_policy.policy.auto_budget import (
     DriftWatch,
     candidate_budgets,
     choose_budget,
+    measured_success,
+    no_worse_than_one_pass,
     p99_ms,
 )
 from shortcut_policy.policy.chunk_buffer import ChunkBuffer
@@ -83,29 +81,10 @@ from shortcut_policy.policy.chunk_joins import (
 from shortcut_policy.policy.cuda_graph import GraphedChunks
 from shortcut_policy.policy.hub import hub_folder, is_repo_id, model_card, push_folder
 from shortcut_policy.policy.obs_check import ObservationCheck, checked_noise, finite_actions
-from shortcut_policy.policy.pretrained import load_policy_network
+from shortcut_policy.policy.pretrained import load_policy_network, resolve_policy_path, save_policy
 from shortcut_policy.policy.timing import timed_ms
 
 log = logging.getLogger("shortcut_policy.deploy")
-
-
-def resolve_policy_path(path: str | os.PathLike) -> Path:
-    """A checkpoint file from a file, a saved-policy folder, a run folder or its checkpoints."""
-    path = Path(path)
-    if path.is_file():
-        return path
-    if (path / POLICY_FILE).is_file():
-        return path / POLICY_FILE
-    for folder in (path / "checkpoints", path):
-        newest = latest_checkpoint(folder)
-        if newest is not None:
-            return newest
-        if (folder / "last.safetensors").is_file():
-            return folder / "last.safetensors"
-    raise CheckpointError(
-        f"no policy at {path}: expected a .safetensors checkpoint, a folder with {POLICY_FILE}, "
-        "or a training run folder with checkpoints/"
-    )
 
 
 class ShortcutPolicy:
@@ -185,8 +164,10 @@ class ShortcutPolicy:
             return self.objective.budget(steps)
         if deadline_ms is None:
             raise BudgetError("steps='auto' needs deadline_ms: the latency a chunk call must fit")
-        budgets = candidate_budgets(self.objective.budget)
+        candidates = candidate_budgets(self.objective.budget)
+        budgets = no_worse_than_one_pass(candidates, measured_success(self.meta))
         choice = choose_budget(self.chunk_p99_ms, budgets, deadline_ms, where=f" on {self.device}")
+        choice.left_out = [steps for steps in candidates if steps not in budgets]
         log.info("steps=auto: %s", choice.summary())
         self.budget_choice, self.drift = choice, DriftWatch(choice, budgets)
         return choice.steps
@@ -251,18 +232,22 @@ class ShortcutPolicy:
         weights_dtype: torch.dtype = torch.float32,
         push_to_hub: bool = False,
         repo_id: str | None = None,
+        report: Any = None,
         **push: Any,
     ) -> Path:
         """Write the weights and plain config to ``path/policy.safetensors`` (atomic).
 
         ``weights_dtype=torch.float16`` halves the file (for shipping); the normalizer's
-        statistics stay float32, and loading casts everything back to float32. With
+        statistics stay float32, and loading casts everything back to float32. ``report`` (a
+        rollout ``report.json`` path or its dict) saves the success measured at each budget,
+        which ``steps="auto"`` uses to leave out budgets that scored below 1 pass. With
         ``push_to_hub=True`` the folder, with a model card, is also uploaded to ``repo_id``
         (default: the folder's name); ``push`` takes :meth:`push_to_hub`'s options.
         """
-        target = self._save(path, weights_dtype)
+        report = json.loads(Path(report).read_text()) if _is_path(report) else report
+        target = self._save(path, weights_dtype, report)
         if push_to_hub:
-            self._push(Path(path), repo_id or Path(path).resolve().name, **push)
+            self._push(Path(path), repo_id or Path(path).resolve().name, report=report, **push)
         return target
 
     def push_to_hub(
@@ -279,30 +264,17 @@ class ShortcutPolicy:
             return self._push(Path(folder), repo_id, **push)
 
     def _push(self, folder: Path, repo_id: str, report: Any = None, **push: Any) -> Any:
-        if isinstance(report, str | os.PathLike):
-            report = json.loads(Path(report).read_text())
+        report = json.loads(Path(report).read_text()) if _is_path(report) else report
         budgets = candidate_budgets(self.objective.budget)
         sampler = getattr(self.objective, "sampler", None)
         (folder / "README.md").write_text(model_card(self.meta, budgets, report, sampler))
         return push_folder(folder, repo_id, **push)
 
-    def _save(self, path: str | os.PathLike, weights_dtype: torch.dtype) -> Path:
-        meta = {
-            "format": self.meta.get("format", 1),
-            "step": self.meta.get("step"),
-            "spec": self.spec,
-            "config": {k: self.meta["config"][k] for k in ("task", "model", "objective")},
-            "weights_dtype": str(weights_dtype).removeprefix("torch."),
-        }
-        state = {
-            key: value.to(weights_dtype)
-            if value.is_floating_point() and not key.startswith("normalizer.")
-            else value
-            for key, value in self.network.state_dict().items()
-        }
-        target = Path(path) / POLICY_FILE
-        save_checkpoint(target, prefixed("ema", state), meta)
-        return target
+    def _save(self, path: str | os.PathLike, weights_dtype: torch.dtype, report=None) -> Path:
+        success = measured_success(self.meta)
+        if report is not None:  # the rollout's success per budget: steps="auto" reads it
+            success = {b["steps"]: b["success_rate"] for b in report["budgets"]}
+        return save_policy(path, self.network, self.meta, weights_dtype, success)
 
     # ------------------------------------------------------------------ control loop
     def reset(self) -> None:
@@ -412,3 +384,7 @@ class ShortcutPolicy:
     def validate(self, obs: Mapping[str, Any], batched: bool) -> dict[str, np.ndarray]:
         """Check keys, shapes, dtypes and finiteness; raise a ``ValueError`` that names them."""
         return self.check(obs, batched)
+
+
+def _is_path(value: Any) -> bool:
+    return isinstance(value, str | os.PathLike)

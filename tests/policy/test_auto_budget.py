@@ -12,6 +12,7 @@ from shortcut_policy.policy.auto_budget import (
     candidate_budgets,
     choose_budget,
     largest_budget,
+    measured_success,
 )
 
 SHIPPED = "data/pretrained/push_t"
@@ -61,6 +62,34 @@ def test_policy_with_steps_auto_reports_its_choice(monkeypatch):
     assert policy.steps == 16
     assert policy.budget_choice.p99_ms == {1: 2.0, 2: 3.0, 4: 5.0, 8: 9.0, 16: 17.0, 32: 33.0}
     assert "16 network pass(es) per chunk fit the 20 ms deadline" in policy.budget_choice.summary()
+
+
+def test_steps_auto_leaves_out_budgets_measured_worse_than_one_pass(monkeypatch, tmp_path):
+    """A network can lose quality with more passes; the saved rollout says where."""
+    monkeypatch.setattr(ShortcutPolicy, "chunk_p99_ms", lambda self, steps: 1.0 + steps)
+    report = {
+        "budgets": [
+            {"steps": 1, "success_rate": 0.80},
+            {"steps": 2, "success_rate": 0.85},
+            {"steps": 4, "success_rate": 0.70},  # worse than 1 pass: never chosen
+            {"steps": 8, "success_rate": 0.90},
+        ]
+    }
+    ShortcutPolicy.from_pretrained(SHIPPED, "cpu").save_pretrained(tmp_path, report=report)
+    fits_4 = ShortcutPolicy.from_pretrained(tmp_path, "cpu", steps="auto", deadline_ms=6)
+    assert fits_4.steps == 2 and fits_4.budget_choice.left_out == [4, 16, 32, 64, 128]
+    assert "measured worse than 1 pass: [4, 16" in fits_4.budget_choice.summary()
+    fits_8 = ShortcutPolicy.from_pretrained(tmp_path, "cpu", steps="auto", deadline_ms=10)
+    assert fits_8.steps == 8
+    # Saved again without a report, the table stays with the policy.
+    fits_8.save_pretrained(tmp_path / "again")
+    again = ShortcutPolicy.from_pretrained(tmp_path / "again", "cpu", steps="auto", deadline_ms=6)
+    assert again.steps == 2
+    # Without a table every budget may be chosen (the shipped policy has none).
+    plain = ShortcutPolicy.from_pretrained(SHIPPED, "cpu", steps="auto", deadline_ms=6)
+    assert plain.steps == 4
+    with pytest.raises(ValueError, match="need passes -> rate in"):
+        measured_success({"budget_success": {"1": 1.5}})
 
 
 def test_steps_auto_measures_the_real_device_and_refuses_an_impossible_deadline():
