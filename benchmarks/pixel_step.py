@@ -140,7 +140,7 @@ def loader_samples_per_s(store: Path, size: int, batches: int) -> float:
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
         cfg = compose("train", overrides=["task=push_t_image", f"dataset.path={store}"])
-    data = load_task_data(cfg)
+    data = load_task_data(cfg.task, cfg.dataset)
     loader = DataLoader(data.train, batch_size=size, shuffle=True, num_workers=1)
     iterator = iter(loader)
     next(iterator)  # the worker's start-up is not the loader's throughput
