@@ -46,6 +46,8 @@ def forward_latency(
     """One bare ``network(x, t, d, cond)`` call at batch 1 (no encoding, no sampling loop)."""
     batch = example_batch(policy, obs, 1)
     cond = policy.network.encode(policy.network_inputs(batch))
+    if getattr(policy.network, "given", None) is not None:  # a prefix-trained head: none given
+        cond = policy.network.given.pack(cond, None, None)
     x = torch.randn(policy.network.sample_shape(1), device=policy.device)
     t = torch.zeros(1, device=policy.device)
     d = torch.ones(1, device=policy.device)

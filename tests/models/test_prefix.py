@@ -126,3 +126,13 @@ def test_a_prefix_as_long_as_the_chunk_is_refused(tmp_path):
     cfg = quick_run(tmp_path, f"dataset.path={tmp_path / 'b.zarr'}", "+model.prefix_max=8")
     with pytest.raises(ValueError, match=r"must be in \[0, horizon - 1\]"):
         train(cfg)
+
+
+def test_the_rollout_latency_figures_time_a_prefix_trained_network(prefix_run):
+    """Rollouts time the bare head call; a prefix-trained head takes the (empty) prefix too."""
+    from shortcut_policy.evaluation.latency import encode_latency, forward_latency
+
+    policy = ShortcutPolicy.from_pretrained(prefix_run, device="cpu")
+    obs = {key: np.zeros(shape, np.float32) for key, shape in policy.obs_shapes.items()}
+    assert forward_latency(policy, obs, n_calls=2, warmup=1)["median_ms"] > 0
+    assert encode_latency(policy, obs, n_calls=2, warmup=1)["median_ms"] > 0
