@@ -9,6 +9,8 @@ import torch
 from hydra import compose, initialize_config_dir
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
+# A trained Push-T shortcut policy (the one shipped before MeanFlow): fixtures/README.md.
+SHORTCUT_POLICY = Path(__file__).resolve().parent / "fixtures" / "push_t_shortcut"
 # The test networks are small: one thread is fastest and avoids contention on 2-core machines.
 torch.set_num_threads(1)
 

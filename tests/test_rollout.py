@@ -13,7 +13,7 @@ from shortcut_policy.evaluation.env_pool import EnvPool
 from shortcut_policy.evaluation.episodes import run_episodes
 from shortcut_policy.rollout import rollout
 from shortcut_policy.train import train
-from tests.conftest import CONFIG_DIR, make_config, quick_run
+from tests.conftest import CONFIG_DIR, SHORTCUT_POLICY, make_config, quick_run
 
 
 def fake_push_t_store(path):
@@ -304,13 +304,13 @@ def test_a_warm_join_continues_the_committed_plan_more_closely_than_none():
 
     errors = {}
     for join in ("none", "warm"):
-        policy = ShortcutPolicy.from_pretrained("data/pretrained/push_t", steps=1, join=join)
+        policy = ShortcutPolicy.from_pretrained(SHORTCUT_POLICY, steps=1, join=join)
         policy.seed(0)
         with EnvPool(functools.partial(make_policy_env, max_steps=80), 1) as pool:
             late = Execution(delay=3, join=join)
             results = run_episodes(policy, pool, [100000, 100001, 100002], 1, execution=late)
         errors[join] = sum(r.joins["prefix_error"] for r in results)
-    # warm_t = 0.5 on the shipped policy: about 0.8x the prefix error of 'none' (8 episodes).
+    # warm_t = 0.5 on the shortcut policy: about 0.8x the prefix error of 'none' (8 episodes).
     assert errors["warm"] < 0.9 * errors["none"], errors
 
 
@@ -318,7 +318,8 @@ def test_a_warm_join_continues_the_committed_plan_more_closely_than_none():
     "overrides, error",
     [
         (["delay=8"], "lower execute or delay"),
-        (["join=warm", "warm_t=0.6"], "1 - warm_t a power of two"),  # a shortcut policy
+        (["join=prefix"], "needs a policy trained with prefix conditioning"),
+        (["join=warm", "warm_t=1.0"], "warm_t is where a warm sample starts"),
     ],
 )
 def test_an_execution_the_policy_cannot_run_is_refused_before_any_episode(

@@ -56,15 +56,35 @@ def test_drift_steps_down_on_overruns_and_back_up_with_room():
     assert [watch.observe(4.5) for _ in range(10)][-1] == 8  # 16 passes ~9 ms: no room
 
 
-def test_policy_with_steps_auto_reports_its_choice(monkeypatch):
+@pytest.fixture(scope="module")
+def untabled(tmp_path_factory):
+    """The shipped network saved without its measured success table."""
+    policy = ShortcutPolicy.from_pretrained(SHIPPED, "cpu")
+    policy.meta.pop("budget_success", None)
+    folder = tmp_path_factory.mktemp("untabled")
+    policy.save_pretrained(folder)
+    return folder
+
+
+def test_policy_with_steps_auto_reports_its_choice(monkeypatch, untabled):
     monkeypatch.setattr(ShortcutPolicy, "chunk_p99_ms", lambda self, steps: 1.0 + steps)
-    policy = ShortcutPolicy.from_pretrained(SHIPPED, "cpu", steps="auto", deadline_ms=20)
+    policy = ShortcutPolicy.from_pretrained(untabled, "cpu", steps="auto", deadline_ms=20)
     assert policy.steps == 16
     assert policy.budget_choice.p99_ms == {1: 2.0, 2: 3.0, 4: 5.0, 8: 9.0, 16: 17.0, 32: 33.0}
     assert "16 network pass(es) per chunk fit the 20 ms deadline" in policy.budget_choice.summary()
 
 
-def test_steps_auto_leaves_out_budgets_measured_worse_than_one_pass(monkeypatch, tmp_path):
+def test_the_shipped_policy_never_auto_picks_a_budget_that_scored_below_one_pass(monkeypatch):
+    monkeypatch.setattr(ShortcutPolicy, "chunk_p99_ms", lambda self, steps: 1.0 + steps)
+    policy = ShortcutPolicy.from_pretrained(SHIPPED, "cpu", steps="auto", deadline_ms=1000)
+    table = measured_success(policy.meta)
+    assert 1 in table and table[policy.steps] >= table[1]
+    assert all(table.get(s, 0.0) >= table[1] for s in policy.budget_choice.p99_ms)
+
+
+def test_steps_auto_leaves_out_budgets_measured_worse_than_one_pass(
+    monkeypatch, tmp_path, untabled
+):
     """A network can lose quality with more passes; the saved rollout says where."""
     monkeypatch.setattr(ShortcutPolicy, "chunk_p99_ms", lambda self, steps: 1.0 + steps)
     report = {
@@ -85,8 +105,8 @@ def test_steps_auto_leaves_out_budgets_measured_worse_than_one_pass(monkeypatch,
     fits_8.save_pretrained(tmp_path / "again")
     again = ShortcutPolicy.from_pretrained(tmp_path / "again", "cpu", steps="auto", deadline_ms=6)
     assert again.steps == 2
-    # Without a table every budget may be chosen (the shipped policy has none).
-    plain = ShortcutPolicy.from_pretrained(SHIPPED, "cpu", steps="auto", deadline_ms=6)
+    # Without a table every budget may be chosen.
+    plain = ShortcutPolicy.from_pretrained(untabled, "cpu", steps="auto", deadline_ms=6)
     assert plain.steps == 4
     with pytest.raises(ValueError, match="need passes -> rate in"):
         measured_success({"budget_success": {"1": 1.5}})

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from shortcut_policy.policy.chunk_joins import ChunkQueue, join_metrics
+from shortcut_policy.policy.chunk_joins import ChunkQueue, check_join_runs, join_metrics
+from tests.conftest import SHORTCUT_POLICY
 
 HORIZON, N_OBS = 16, 2
 START = N_OBS - 1
@@ -149,7 +150,7 @@ def test_a_warm_join_starts_each_new_chunk_from_the_old_plan():
     runs = {}
     for join in ("none", "warm"):
         policy = ShortcutPolicy.from_pretrained(
-            "data/pretrained/push_t", device="cpu", join=join, warm_t=15 / 16
+            SHORTCUT_POLICY, device="cpu", join=join, warm_t=15 / 16
         )
         obs = {key: np.zeros(shape, np.float32) for key, shape in policy.obs_shapes.items()}
         policy.seed(0)
@@ -170,9 +171,12 @@ def test_a_warm_join_is_refused_where_it_cannot_run():
 
     with pytest.raises(ValueError, match=r"warm_t is where a warm sample starts"):
         ShortcutPolicy.from_pretrained("data/pretrained/push_t", join="warm", warm_t=1.0)
-    # The shipped policy is a shortcut network: its jumps from warm_t must be trained sizes.
+    # A shortcut network's jumps from warm_t must be trained sizes; MeanFlow (the shipped
+    # policy) jumps any interval.
     with pytest.raises(ValueError, match="1 - warm_t a power of two"):
-        ShortcutPolicy.from_pretrained("data/pretrained/push_t", join="warm", warm_t=0.6)
+        check_join_runs("warm", "shortcut", warm_t=0.6)
+    check_join_runs("warm", "shortcut", warm_t=0.75)
+    check_join_runs("warm", "meanflow", warm_t=0.6)
     with pytest.raises(ValueError, match="a time in"):
         ShortcutPolicy.from_pretrained("data/pretrained/push_t", join="warm", warm_t="0.5")
 

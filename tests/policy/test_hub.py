@@ -90,7 +90,7 @@ def test_push_to_hub_uploads_the_policy_and_a_card_that_loads_back(tmp_path):
     }
     assert api.calls[1][1]["repo_id"] == "org/push_t"
     card = (tmp_path / "uploaded" / "README.md").read_text()
-    assert "# push_t: a one-pass shortcut policy" in card
+    assert "# push_t: a one-pass meanflow policy" in card
     assert "library_name: shortcut_policy" in card
     first = json.loads(REPORT.read_text())["budgets"][0]
     assert f"| {first['steps']} | {first['success_rate']:.2f} [" in card

@@ -8,22 +8,26 @@ import torch
 
 from shortcut_policy import ShortcutPolicy
 from shortcut_policy.tasks import PRETRAINED_DIR, newest_checkpoint_for_task
+from tests.conftest import make_config
 
 SHIPPED = PRETRAINED_DIR / "push_t" / "policy.safetensors"
 
 
-def test_shipped_push_t_policy_is_small_and_loads_as_a_shortcut_policy():
+def test_shipped_push_t_policy_is_small_and_trained_with_the_tasks_default_objective():
     assert SHIPPED.stat().st_size < 25e6
     policy = ShortcutPolicy.from_pretrained(SHIPPED, task="push_t", steps=1)
-    assert policy.objective.name == "shortcut"
+    default = make_config("task=push_t")
+    assert policy.objective.name == default.objective.name == "meanflow"
+    assert policy.meta["config"]["model"]["step_embedding"] == default.model.step_embedding
     assert all(p.dtype == torch.float32 for p in policy.network.parameters())
-    rng = np.random.default_rng(0)
-    obs = {
-        "keypoint": rng.uniform(100, 400, (8, 2)).astype(np.float32),
-        "state": rng.uniform(100, 400, 5).astype(np.float32),
-    }
-    action = policy.select_action(obs)
-    assert action.shape == (2,) and np.all((action > -50) & (action < 562))  # on the table
+    from envs.push_t.policy_env import make_policy_env
+
+    env = make_policy_env(max_steps=10)
+    obs, _ = env.reset(seed=100000)
+    for _ in range(8):  # one chunk
+        action = policy.select_action(obs)
+        assert action.shape == (2,) and np.all((action > -50) & (action < 562))  # on the table
+        obs, *_ = env.step(action)
 
 
 def test_shipped_pixel_policy_acts_on_a_rendered_frame():
