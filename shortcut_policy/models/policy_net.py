@@ -105,7 +105,8 @@ class PolicyNetwork(nn.Module):
     ) -> torch.Tensor:
         """Raw observations ``{key: (B, n_obs_steps, *shape)}`` -> actions ``(B, horizon, Da)``
         in data units: encode, ``steps`` passes of ``objective.sample`` from ``noise`` (standard
-        normal in normalized units; drawn from ``generator`` when None), unnormalize. The one
+        normal in normalized units; drawn from ``generator`` when None), clamp to the
+        demonstrated range ([-1, 1] normalized), unnormalize. The one
         observation-to-action path: the policy, rollouts, training evaluation, CUDA graphs and
         the ONNX export all call it. ``given`` ``(mask (B, H) bool, actions (B, H, Da))`` in
         data units: the committed prefix (a network trained with ``prefix_max`` only); the
@@ -126,6 +127,10 @@ class PolicyNetwork(nn.Module):
         else:
             start = (warm[0], self.normalizer.normalize("action", warm[1]))
             chunk = objective.sample(self, noise, cond, steps, generator, start=start)
+        # Never beyond what the demonstrations did, per dimension: far from the data a one-pass
+        # sample can land anywhere (MeanFlow gave y = 679 on Push-T's 512-pixel board). NaN and
+        # infinity pass through unclamped, so the policy's finiteness check still names them.
+        chunk = torch.where(chunk.isfinite(), chunk.clamp(-1.0, 1.0), chunk)
         if mask is not None:
             chunk = torch.where(mask[..., None], values, chunk)
         return self.normalizer.unnormalize("action", chunk)
