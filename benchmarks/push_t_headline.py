@@ -177,8 +177,8 @@ def seed_rows(seeds: list[int]) -> list[dict]:
 
 
 def spread(row: dict, key: str, digits: int) -> str:
-    """The standard deviation over training seeds, or "–" where one seed has no spread."""
-    return f"{row[key]:.{digits}f}" if len(row["seeds"]) > 1 else "–"
+    """`` ± sd`` over training seeds, or `` (one seed)`` where there is no spread."""
+    return f" ± {row[key]:.{digits}f}" if len(row["seeds"]) > 1 else " (one seed)"
 
 
 def seeds_markdown(rows: list[dict]) -> str:
@@ -192,9 +192,9 @@ def seeds_markdown(rows: list[dict]) -> str:
         s_low, s_high = r["score_pooled_ci95"]
         lines.append(
             f"| {LABELS[r['method']]} | {budget_name(r['method'], r['steps'])} "
-            f"| {len(r['seeds'])} | {r['success_mean']:.2f} ± {spread(r, 'success_std', 2)} "
+            f"| {len(r['seeds'])} | {r['success_mean']:.2f}{spread(r, 'success_std', 2)} "
             f"| {r['success_pooled']:.2f} [{low:.2f}, {high:.2f}] "
-            f"| {r['score_mean']:.3f} ± {spread(r, 'score_std', 3)} "
+            f"| {r['score_mean']:.3f}{spread(r, 'score_std', 3)} "
             f"| [{s_low:.3f}, {s_high:.3f}] |"
         )
     return "\n".join(lines)
