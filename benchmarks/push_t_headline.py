@@ -61,7 +61,7 @@ OVERRIDES = {
 # integration loop as shortcut at N passes, so the large budgets would repeat those timings.
 FLOW_TIMED = [1, 2, 4, 8, 16]
 LABELS = {
-    "shortcut": "shortcut",
+    "shortcut": "shortcut (today's defaults)",
     "flow": "flow matching",
     "ddpm": "DDIM / DDPM-100",
     "meanflow": "MeanFlow",
