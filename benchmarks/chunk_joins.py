@@ -1,16 +1,18 @@
 """Push-T under delay: success, score, boundary ratio and jerk per join method and delay.
 
     python benchmarks/chunk_joins.py calibrate --checkpoint data/pretrained/push_t --noise 2 4 8
-    python benchmarks/chunk_joins.py run --checkpoint data/pretrained/push_t \\
+    python benchmarks/chunk_joins.py run --checkpoint data/pretrained/push_t --label meanflow \\
         --prefix-checkpoint runs/push_t/prefix-seed0 --noise 0 4
+    python benchmarks/chunk_joins.py run --checkpoint tests/fixtures/push_t_shortcut --label shortcut
     python benchmarks/chunk_joins.py report
 
 Every cell is one documented command, ``python -m shortcut_policy.rollout steps=1 delay=D
 execute=8 join=J action_noise=N ...`` on seeds 100000+, and its report is kept as
 ``docs/results/chunk_joins/<policy>_<join>_d<D>_noise<N>.json`` as soon as it exists; a cell
 already written is skipped, so a killed sweep resumes. ``none``, ``ensemble`` and ``warm``
-(``--warm-t``, 0.5 by default) run on the plain policy, ``prefix`` on the prefix-trained one
-(and ``none`` on it too: what the prefix costs when it is not used). ``calibrate`` runs
+(``--warm-t``, 0.5 by default) run on the plain policy (named ``--label`` in the table and the
+file names), ``prefix`` on the prefix-trained one (and ``none`` on it too: what the prefix costs
+when it is not used). ``calibrate`` runs
 ``delay=0 join=none`` at each noise level, to choose the std at which the plain policy loses
 about 0.1 success. ``report`` writes the table (``docs/results/chunk_joins.md``) and the plot
 of success against delay (``docs/media/chunk_joins.png``).
@@ -54,7 +56,7 @@ def run_cell(args, policy: str, checkpoint: str, join: str, delay: int, noise: f
 
 def cells(args) -> list[tuple[str, str, str]]:
     """``(policy label, checkpoint, join)`` for every method in the table."""
-    plan = [("plain", args.checkpoint, join) for join in ("none", "ensemble", "warm")]
+    plan = [(args.label, args.checkpoint, join) for join in ("none", "ensemble", "warm")]
     if args.prefix_checkpoint:
         plan += [("prefix", args.prefix_checkpoint, "prefix")]
         plan += [("prefix", args.prefix_checkpoint, "none")]
@@ -149,6 +151,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stage", choices=["calibrate", "run", "report"])
     parser.add_argument("--checkpoint", default="data/pretrained/push_t")
+    parser.add_argument("--label", default="meanflow", help="the plain policy's name in the table")
     parser.add_argument("--prefix-checkpoint", default=None)
     parser.add_argument("--delays", type=int, nargs="+", default=[0, 1, 2, 3, 4, 6])
     parser.add_argument("--noise", type=float, nargs="+", default=[0.0])
@@ -159,7 +162,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.stage == "calibrate":
         for noise in args.noise:
-            run_cell(args, "plain", args.checkpoint, "none", 0, noise)
+            run_cell(args, args.label, args.checkpoint, "none", 0, noise)
     elif args.stage == "run":
         for noise in args.noise:  # delay-major: comparable cells arrive together
             for delay in args.delays:
