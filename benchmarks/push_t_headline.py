@@ -44,6 +44,7 @@ METHODS = {
     "ddpm": [1, 2, 4, 8, 10, 16, 100],
     "meanflow": [1, 2, 4, 8, 16],
     "shortcut_smooth": [1, 2, 4, 8, 16],
+    "meanflow_euler": [2, 4, 8, 16],
 }
 # The sweep's budgets (what a robot would use; 32 to 128 passes cost most of the CPU time).
 SEED_BUDGETS = (1, 2, 4, 8, 16, 100)
@@ -57,6 +58,9 @@ OVERRIDES = {
         "+model.step_embedding=length",
     ],
 }
+# Evaluation-only variants: another sampler on a trained method's own checkpoints (they train
+# nothing of their own; at 1 pass every MeanFlow sampler is the same jump).
+SAMPLER_VARIANTS = {"meanflow_euler": ("meanflow", "euler")}
 # Flow matching is timed at the small budgets only: at N passes it runs the same network and
 # integration loop as shortcut at N passes, so the large budgets would repeat those timings.
 FLOW_TIMED = [1, 2, 4, 8, 16]
@@ -66,11 +70,12 @@ LABELS = {
     "ddpm": "DDIM / DDPM-100",
     "meanflow": "MeanFlow",
     "shortcut_smooth": "shortcut, smooth t and d, K = 8",
+    "meanflow_euler": "MeanFlow, Euler sampler",
 }
 # These run the same network and integration loop as shortcut at N passes, so where they are
 # not timed themselves shortcut's figure stands in. MeanFlow is not timed at all: its loop is
 # exactly flow matching's, which is.
-SAME_LOOP_AS_SHORTCUT = ("flow", "meanflow")
+SAME_LOOP_AS_SHORTCUT = ("flow", "meanflow", "meanflow_euler")
 TIMED = ("shortcut", "flow", "ddpm")
 
 
@@ -125,14 +130,16 @@ def train_and_evaluate(method: str, seed: int, workers: int, threads: int) -> No
     the JSON exists: the pair is done)."""
     if seed_json(method, seed).is_file():
         return
-    train(method, threads, seed)
+    trained, sampler = SAMPLER_VARIANTS.get(method, (method, None))
+    train(trained, threads, seed)
     out = ROOT / "runs" / "rollout" / "headline_seeds" / f"{method}-seed{seed}"
     steps = ",".join(str(s) for s in METHODS[method] if s in SEED_BUDGETS)
     run(
         [sys.executable, "-m", "shortcut_policy.rollout"]
-        + [f"checkpoint={final_checkpoint(method, seed)}", f"steps=[{steps}]", "n_episodes=100"]
+        + [f"checkpoint={final_checkpoint(trained, seed)}", f"steps=[{steps}]", "n_episodes=100"]
         + [f"workers={workers}", f"threads={threads}", "latency_calls=20", "progress=false"]
         + [f"out_dir={out}"]
+        + ([f"sampler={sampler}"] if sampler else [])
     )
     report = json.loads((out / "report.json").read_text())
     SEED_RESULTS.mkdir(parents=True, exist_ok=True)
@@ -204,13 +211,18 @@ def seeds(args: argparse.Namespace) -> None:
     """The ``--seeds`` sweep: every (method, seed) pair, ``--parallel`` at a time, then the
     aggregated table."""
     if args.stage in ("all", "train", "evaluate"):
-        pairs = [(m, s) for s in args.seeds for m in args.methods]
         threads = 1 if args.parallel > 1 else args.threads
         workers = max(1, args.workers // args.parallel)
-        with ThreadPoolExecutor(args.parallel) as pool:
-            jobs = [pool.submit(train_and_evaluate, m, s, workers, threads) for m, s in pairs]
-            for job in jobs:
-                job.result()  # a failed pair stops the sweep with its error
+        # Trained methods first, so that a sampler variant never trains its method's run
+        # directory while that method's own pair is training it.
+        trained = [m for m in args.methods if m not in SAMPLER_VARIANTS]
+        variants = [m for m in args.methods if m in SAMPLER_VARIANTS]
+        for methods in (trained, variants):
+            pairs = [(m, s) for s in args.seeds for m in methods]
+            with ThreadPoolExecutor(args.parallel) as pool:
+                jobs = [pool.submit(train_and_evaluate, m, s, workers, threads) for m, s in pairs]
+                for job in jobs:
+                    job.result()  # a failed pair stops the sweep with its error
     rows = seed_rows(args.seeds)
     table = seeds_markdown(rows)
     seeds_plot(rows, ROOT / "docs" / "media" / "push_t_headline_seeds.png")
@@ -239,7 +251,7 @@ def seeds_plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=130)
-    for method, marker in zip(METHODS, "osD^v", strict=True):
+    for method, marker in zip(METHODS, "osD^vP", strict=True):
         mine = [(r, quiet_latency_ms(method, r["steps"])) for r in rows if r["method"] == method]
         mine = [(r, ms) for r, ms in mine if ms is not None]
         if not mine:
@@ -345,7 +357,7 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=130)
-    for method, marker in zip(METHODS, "osD^v", strict=True):
+    for method, marker in zip(METHODS, "osD^vP", strict=True):
         mine = [r for r in rows if r["method"] == method and r["latency_ms"] is not None]
         x = [r["latency_ms"] for r in mine]
         y = [r["success"] for r in mine]
@@ -376,7 +388,8 @@ def report() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stage", choices=["all", "train", "evaluate", "latency", "report"])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    trained = [m for m in METHODS if m not in SAMPLER_VARIANTS]
+    parser.add_argument("--methods", nargs="+", default=trained, choices=list(METHODS))
     parser.add_argument("--workers", type=int, default=16, help="environment processes")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seeds", type=int, nargs="+", help="training seeds (the sweep)")
@@ -385,6 +398,8 @@ def main() -> None:
     if args.seeds:
         seeds(args)
         return
+    if set(args.methods) & set(SAMPLER_VARIANTS):
+        parser.error(f"{sorted(SAMPLER_VARIANTS)} are evaluated only in the --seeds sweep")
     if args.stage in ("all", "train"):
         for method in args.methods:
             train(method, args.threads)
