@@ -3,7 +3,8 @@
     python benchmarks/chunk_joins.py calibrate --checkpoint data/pretrained/push_t --noise 2 4 8
     python benchmarks/chunk_joins.py run --checkpoint data/pretrained/push_t --label meanflow \\
         --prefix-checkpoint runs/push_t/prefix-seed0 --noise 0 4
-    python benchmarks/chunk_joins.py run --checkpoint tests/fixtures/push_t_shortcut --label shortcut
+    python benchmarks/chunk_joins.py run --checkpoint tests/fixtures/push_t_shortcut \\
+        --label shortcut
     python benchmarks/chunk_joins.py report
 
 Every cell is one documented command, ``python -m shortcut_policy.rollout steps=1 delay=D
@@ -29,6 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "results" / "chunk_joins"
 TICK_MS = 100  # Push-T runs at 10 Hz
+# Table names of the policy labels used so far (any other label is shown as it is).
+POLICY_NAMES = {"prefix": "shortcut, prefix-trained", "meanflow": "MeanFlow (shipped)"}
+LINESTYLES = {"meanflow": "-", "shortcut": "--", "prefix": ":"}
 
 
 def cell_path(policy: str, join: str, delay: int, noise: float, warm_t: float = 0.5) -> Path:
@@ -103,7 +107,8 @@ def report() -> None:
     ]
     for r in rows():
         table.append(
-            f"| {r['policy']} | {r['join']} | {r['noise']:g} | {r['delay']} / "
+            f"| {POLICY_NAMES.get(r['policy'], r['policy'])} | {r['join']} | {r['noise']:g} "
+            f"| {r['delay']} / "
             f"{r['delay'] * TICK_MS} | {r['episodes']} | {r['success']:.2f} "
             f"[{r['ci'][0]:.2f}, {r['ci'][1]:.2f}] | {r['score']:.3f} "
             f"| {figure(r['boundary_ratio'])} | {figure(r['jerk'])} "
@@ -122,7 +127,9 @@ def plot(found: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     noises = sorted({r["noise"] for r in found})
-    fig, axes = plt.subplots(1, len(noises), figsize=(5 * len(noises), 3.6), dpi=130, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(noises), figsize=(7.5 * len(noises), 3.8), dpi=130, squeeze=False
+    )
     for ax, noise in zip(axes[0], noises, strict=True):
         methods = sorted({(r["policy"], r["join"]) for r in found if r["noise"] == noise})
         for policy, join in methods:
@@ -135,12 +142,14 @@ def plot(found: list[dict], path: Path) -> None:
                 [r["success"] - r["ci"][0] for r in mine],
                 [r["ci"][1] - r["success"] for r in mine],
             ]
-            ax.errorbar(x, y, yerr=err, marker="o", capsize=2, label=f"{policy} policy, {join}")
+            name = POLICY_NAMES.get(policy, policy)
+            style = LINESTYLES.get(policy, "-")
+            ax.errorbar(x, y, yerr=err, marker="o", ls=style, capsize=2, label=f"{name}, {join}")
         ax.set_xlabel("delay before a chunk takes over (ms at 10 Hz)")
         ax.set_ylabel("success, 1 pass")
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(f"Push-T, action noise {noise:g} px", fontsize=9)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
