@@ -1,7 +1,8 @@
 """One training loop for every network and objective: ``python -m shortcut_policy.train task=...``.
 
-The loop only knows four things about a network: ``prepare_batch(batch) -> (x1, cond)``, the
-``net(x, t, d, cond)`` call the objective makes, its parameters, and its state dict. The objective
+The loop only knows five things about a network: ``prepare_batch(batch) -> (x1, cond)``,
+``free_positions(batch)`` (what counts in the loss), the ``net(x, t, d, cond)`` call the
+objective makes, its parameters, and its state dict. The objective
 takes the network (and its EMA copy, the teacher) as arguments.
 
 The same loop runs data-parallel under ``torchrun --nproc_per_node=N -m shortcut_policy.train``:

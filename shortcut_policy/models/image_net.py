@@ -53,6 +53,10 @@ class ImageGenerator(nn.Module):
             labels = torch.where(drop, torch.full_like(labels, self.dit.null_label), labels)
         return batch["image"], labels
 
+    def free_positions(self, batch: Mapping[str, Any]) -> None:
+        """Every pixel counts in the loss (None): an image has no given part."""
+        return None
+
     def forward(
         self, x: torch.Tensor, t: torch.Tensor, d: torch.Tensor, labels: torch.Tensor
     ) -> torch.Tensor:

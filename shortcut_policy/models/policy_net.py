@@ -93,6 +93,12 @@ class PolicyNetwork(nn.Module):
         mask = None if lengths is None else prefix_mask(lengths, x1.shape[1])
         return x1, self.given.pack(cond, mask, x1)
 
+    def free_positions(self, batch: Mapping[str, Any]) -> torch.Tensor | None:
+        """``(B, H)`` bool, the chunk positions this network predicts (not given): the ones
+        that count in the loss; None when nothing is given (every position counts)."""
+        lengths = batch.get("given_len") if self.given is not None else None
+        return None if lengths is None else ~prefix_mask(lengths, self.given.horizon)
+
     def act(
         self,
         obs: Mapping[str, torch.Tensor],

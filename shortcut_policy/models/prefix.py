@@ -11,11 +11,11 @@ sampling costs no extra pass.
 How the network is told, without any objective knowing: the given positions ride along in the
 conditioning, ``cond = [features | mask (H) | values (H * Da)]``, which every objective already
 passes through row by row. The network (:class:`GivenPrefix`) pins its input to ``values`` where
-``mask`` is set, adds ``mask`` as an input channel, and outputs zero there. A zero output makes
-those positions add a constant to any objective's squared error and no gradient: the loss is
-masked to the free actions in effect (its value carries the constant). MeanFlow's adaptive
-weight ``1 / error`` would see that constant and train prefixed rows less, so prefix training
-with MeanFlow needs ``objective.norm_p=0`` (the trainer refuses it otherwise).
+``mask`` is set, adds ``mask`` as an input channel, and outputs zero there (no gradient). The
+trainer also passes every objective the free positions
+(:meth:`~shortcut_policy.models.policy_net.PolicyNetwork.free_positions`), so a row's error
+counts only the actions it predicts: MeanFlow's adaptive weight ``1 / error`` then sees the
+same kind of error in rows with and without a prefix.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 An objective is a plain dataclass of settings (its config, saved in checkpoints) with:
 
-* ``loss(net, x1, cond, teacher, teacher_cond) -> (loss, metrics)``: the training loss of a
-  batch ``x1 (B, ...)``; ``metrics`` are 0-d tensors (detached), read on the host only at log
-  steps;
+* ``loss(net, x1, cond, teacher, teacher_cond, free) -> (loss, metrics)``: the training loss
+  of a batch ``x1 (B, ...)``, counting only the positions ``free (B, T)`` marks (None: all;
+  ``objectives/errors.py``); ``metrics`` are 0-d tensors (detached), read on the host only at
+  log steps;
 * ``sample(net, noise, cond, steps, generator, start) -> x``: ``steps`` network passes from
   ``noise``, or from a warm ``start = (t0, guess)`` (flow-type objectives; DDPM refuses);
 * ``budget(steps) -> int``: ``steps`` checked (a :class:`BudgetError` names the valid range);
@@ -46,6 +47,7 @@ class Objective(Protocol):
         cond: object = None,
         teacher: VelocityNet | None = None,
         teacher_cond: object = None,
+        free: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
 
     def sample(

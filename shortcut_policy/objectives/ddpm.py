@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from shortcut_policy.objectives.errors import row_errors
 from shortcut_policy.objectives.sampling import VelocityNet, expand_like, step_budget
 
 
@@ -94,14 +95,16 @@ class DDPM:
         cond: object = None,
         teacher: VelocityNet | None = None,
         teacher_cond: object = None,
+        free: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Mean squared error of the predicted noise; ``teacher`` is unused."""
+        """Mean squared error of the predicted noise (over ``free`` positions, see
+        :func:`row_errors`); ``teacher`` is unused."""
         k = torch.randint(0, self.train_steps, (x1.shape[0],), device=x1.device)
         eps = torch.randn_like(x1)
         abar = expand_like(self._abar(k, x1), x1)
         x_k = abar.sqrt() * x1 + (1 - abar).sqrt() * eps
         t, d = self.network_time(k)
-        loss = torch.mean((net(x_k, t.to(x1.dtype), d.to(x1.dtype), cond) - eps) ** 2)
+        loss = row_errors(net(x_k, t.to(x1.dtype), d.to(x1.dtype), cond), eps, free).mean()
         return loss, {"loss": loss.detach(), "loss_eps": loss.detach()}
 
     def _predict(self, net: VelocityNet, x: torch.Tensor, k: int, cond: object):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from shortcut_policy.objectives.errors import row_errors
 from shortcut_policy.objectives.sampling import (
     VelocityNet,
     WarmStart,
@@ -84,10 +85,12 @@ class FlowMatching:
         cond: object = None,
         teacher: VelocityNet | None = None,
         teacher_cond: object = None,
+        free: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Mean squared velocity error over all rows; ``teacher`` is unused (same signature)."""
+        """Mean squared velocity error over all rows (``free``: the positions that count, see
+        :func:`row_errors`); ``teacher`` is unused (same signature)."""
         x_t, t, d, target = flow_rows(x1, self.finest_steps, self.path_eps)
-        loss = torch.mean((net(x_t, t, d, cond) - target) ** 2)
+        loss = row_errors(net(x_t, t, d, cond), target, free).mean()
         return loss, {"loss": loss.detach(), "loss_flow": loss.detach()}
 
     def sample(

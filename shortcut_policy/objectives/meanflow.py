@@ -52,6 +52,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from shortcut_policy.objectives.conditioning import take_rows
+from shortcut_policy.objectives.errors import row_errors
 from shortcut_policy.objectives.flow import interpolate
 from shortcut_policy.objectives.sampling import (
     SAMPLERS,
@@ -193,9 +194,11 @@ class MeanFlow:
         cond: object = None,
         teacher: VelocityNet | None = None,
         teacher_cond: object = None,
+        free: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """MeanFlow loss on ``x1: (B, ...)``; the target is built from ``net`` itself (no
-        teacher). Returns the weighted loss and floats for logging (``mse``: unweighted)."""
+        teacher; ``free``: the positions that count, see :func:`row_errors`). Returns the
+        weighted loss and floats for logging (``mse``: unweighted)."""
         x0 = torch.randn_like(x1)
         t, d = self.intervals(x1.shape[0], x1.device)
         x_t = interpolate(x0, x1, t, 0.0)
@@ -209,7 +212,7 @@ class MeanFlow:
             target = self.jvp_free_target(net, x_t, t, d, v, cond)
             pred = net(x_t, t, d, cond)
         shaped_like(pred, x_t)
-        err = ((pred - target) ** 2).flatten(1).mean(1)
+        err = row_errors(pred, target, free)
         weight = (err.detach() + self.norm_eps) ** -self.norm_p
         loss = (weight * err).mean()
         return loss, {"loss": loss.detach(), "mse": err.detach().mean()}

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from shortcut_policy.objectives.conditioning import detached, take_rows
+from shortcut_policy.objectives.errors import row_errors
 from shortcut_policy.objectives.flow import flow_rows, interpolate
 from shortcut_policy.objectives.guidance import guided_rows
 from shortcut_policy.objectives.sampling import (
@@ -185,11 +186,13 @@ class Shortcut:
         cond: object = None,
         teacher: VelocityNet | None = None,
         teacher_cond: object = None,
+        free: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Shortcut loss on a batch ``x1: (B, ...)`` with conditioning ``cond`` (rows aligned).
 
         ``teacher`` is the EMA network (used only when ``ema_teacher``; else ``net`` itself);
-        ``teacher_cond`` is the conditioning for the teacher (defaults to ``cond`` detached).
+        ``teacher_cond`` is the conditioning for the teacher (defaults to ``cond`` detached);
+        ``free`` the positions that count (:func:`row_errors`; rows keep their order here).
         Returns the loss to minimise and 0-d tensors for logging (``loss_flow``,
         ``loss_consistency``).
         """
@@ -203,7 +206,7 @@ class Shortcut:
         target_s = self.consistency_target(use, xs, ts, ds, take_rows(t_cond, sc))
 
         pred = net(torch.cat([xs, xf]), torch.cat([ts, tf]), torch.cat([ds, df]), cond)
-        err = ((pred - torch.cat([target_s, target_f])) ** 2).flatten(1).mean(1)
+        err = row_errors(pred, torch.cat([target_s, target_f]), free)
         loss = err.mean()
         metrics = {"loss": loss.detach()}
         if n_sc < len(err):

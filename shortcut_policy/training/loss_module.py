@@ -23,7 +23,8 @@ class ObjectiveLoss(nn.Module):
     """``forward(batch, teacher) -> (loss, metrics)`` for ``objective`` applied to ``model``.
 
     ``model`` needs ``augment(batch)``, ``prepare_batch(batch) -> (x1, cond)``,
-    ``cond_from_weights`` and ``model(x, t, d, cond)`` (a PolicyNetwork or an ImageGenerator).
+    ``free_positions(batch)`` (what counts in the loss), ``cond_from_weights`` and
+    ``model(x, t, d, cond)`` (a PolicyNetwork or an ImageGenerator).
     ``teacher`` (the EMA copy, outside data parallelism: every rank holds the same one) gets its
     own conditioning from the same batch when the objective uses it.
     """
@@ -45,7 +46,8 @@ class ObjectiveLoss(nn.Module):
             # of a second encoder pass (cameras make it the costly part).
             with torch.no_grad():
                 teacher_cond = teacher.prepare_batch(take_rows(batch, slice(0, rows)))[1]
-        return self.objective.loss(self.model, x1, cond, teacher, teacher_cond)
+        free = self.model.free_positions(batch)
+        return self.objective.loss(self.model, x1, cond, teacher, teacher_cond, free)
 
 
 def loss_module(model: nn.Module, objective: Any, rank: Rank, device: torch.device) -> nn.Module:

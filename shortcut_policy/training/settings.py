@@ -118,24 +118,8 @@ def check_train_config(cfg: DictConfig | Mapping[str, Any]) -> None:
         problem = setting.problem(value)
         if problem:
             problems.append(f"{path}={value!r} {problem}")
-    problems += _combination_problems(plain)
     if problems:
         raise ConfigError("bad training config (nothing was created):\n  " + "\n  ".join(problems))
-
-
-def _combination_problems(plain: Mapping[str, Any]) -> list[str]:
-    """Settings that are fine alone but not together."""
-    _, prefix_max = _lookup(plain, "model.prefix_max")
-    _, objective = _lookup(plain, "objective.name")
-    _, norm_p = _lookup(plain, "objective.norm_p")
-    if prefix_max and objective == "meanflow" and norm_p:
-        # Given positions add a constant error to their rows; MeanFlow's 1 / error weight would
-        # then train the rows that carry a prefix less, the more so the longer the prefix.
-        return [
-            f"model.prefix_max={prefix_max} with objective=meanflow needs objective.norm_p=0 "
-            f"(got {norm_p}): its adaptive weight would count the given positions"
-        ]
-    return []
 
 
 def _lookup(config: Mapping[str, Any], path: str) -> tuple[bool, Any]:

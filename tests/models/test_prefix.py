@@ -97,12 +97,12 @@ def test_join_prefix_on_a_policy_trained_without_it_is_refused():
 
 @pytest.mark.parametrize("objective", ["shortcut", "meanflow", "ddpm"])
 def test_every_objective_trains_a_prefix_network_unchanged(tmp_path, objective):
-    """The objectives know nothing of prefixes: the given positions ride in the conditioning."""
+    """The objectives know nothing of prefixes: the given positions ride in the conditioning
+    (MeanFlow with its default adaptive weight, which counts only the free positions)."""
     from tests.conftest import tiny_bimodal_run
 
-    extra = ["objective.norm_p=0"] if objective == "meanflow" else []
     run = tiny_bimodal_run(
-        tmp_path, f"objective={objective}", "+model.prefix_max=3", "eval_steps=[1]", *extra
+        tmp_path, f"objective={objective}", "+model.prefix_max=3", "eval_steps=[1]"
     )
     policy = ShortcutPolicy.from_pretrained(run, device="cpu")
     mask = np.zeros((2, HORIZON), bool)
@@ -114,12 +114,16 @@ def test_every_objective_trains_a_prefix_network_unchanged(tmp_path, objective):
     assert np.isfinite(chunk).all()
 
 
-def test_meanflow_adaptive_weight_with_a_prefix_is_refused(tmp_path):
-    from shortcut_policy.training.settings import ConfigError
-
-    cfg = quick_run(tmp_path, "objective=meanflow", "+model.prefix_max=3")
-    with pytest.raises(ConfigError, match="needs objective.norm_p=0"):
-        train(cfg)
+def test_the_loss_counts_exactly_the_positions_that_are_not_given(prefix_run):
+    policy = ShortcutPolicy.from_pretrained(prefix_run, device="cpu")
+    net = policy.network.train()
+    batch = {"action": torch.zeros(64, HORIZON, 2), "obs": {"pos": torch.zeros(64, 2, 2)}}
+    batch = net.augment(batch)
+    free = net.free_positions(batch)
+    assert free.shape == (64, HORIZON)
+    torch.testing.assert_close(free.sum(1), HORIZON - batch["given_len"])
+    assert not free[:, 0].all()  # some rows were given a prefix
+    assert net.free_positions({"action": batch["action"]}) is None  # acting: nothing given
 
 
 def test_a_prefix_as_long_as_the_chunk_is_refused(tmp_path):
