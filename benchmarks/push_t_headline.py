@@ -20,6 +20,8 @@ written is skipped, so a killed sweep resumes where it stopped. ``--parallel 2``
 side by side at one thread each. The report gives, per budget, success and score as mean ±
 standard deviation over the seeds and pooled over all their episodes (Wilson interval for
 success, Student's t for the score): ``docs/results/push_t_headline_seeds.md``.
+``meanflow_euler`` trains nothing: it evaluates MeanFlow's seed checkpoints with
+``sampler=euler`` (training them first if they are missing).
 """
 
 from __future__ import annotations
