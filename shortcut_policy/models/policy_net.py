@@ -89,9 +89,8 @@ class PolicyNetwork(nn.Module):
         cond = self.encode(batch["obs"])
         if self.given is None:
             return x1, cond
-        lengths = batch.get("given_len")
-        mask = None if lengths is None else prefix_mask(lengths, x1.shape[1])
-        return x1, self.given.pack(cond, mask, x1)
+        free = self.free_positions(batch)
+        return x1, self.given.pack(cond, None if free is None else ~free, x1)
 
     def free_positions(self, batch: Mapping[str, Any]) -> torch.Tensor | None:
         """``(B, H)`` bool, the chunk positions this network predicts (not given): the ones
