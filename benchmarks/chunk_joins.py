@@ -2,7 +2,7 @@
 
     python benchmarks/chunk_joins.py calibrate --checkpoint data/pretrained/push_t --noise 2 4 8
     python benchmarks/chunk_joins.py run --checkpoint data/pretrained/push_t --label meanflow \\
-        --prefix-checkpoint runs/push_t/prefix-seed0 --noise 0 4
+        --prefix-checkpoint runs/push_t/prefix-meanflow-seed0 --noise 0 8
     python benchmarks/chunk_joins.py run --checkpoint tests/fixtures/push_t_shortcut \\
         --label shortcut
     python benchmarks/chunk_joins.py report
@@ -12,8 +12,8 @@ execute=8 join=J action_noise=N ...`` on seeds 100000+, and its report is kept a
 ``docs/results/chunk_joins/<policy>_<join>_d<D>_noise<N>.json`` as soon as it exists; a cell
 already written is skipped, so a killed sweep resumes. ``none``, ``ensemble`` and ``warm``
 (``--warm-t``, 0.5 by default) run on the plain policy (named ``--label`` in the table and the
-file names), ``prefix`` on the prefix-trained one (and ``none`` on it too: what the prefix costs
-when it is not used). ``calibrate`` runs
+file names), ``prefix`` on the prefix-trained one, labelled ``<label>-prefix`` (and ``none`` on
+it too: what the prefix costs when it is not used). ``calibrate`` runs
 ``delay=0 join=none`` at each noise level, to choose the std at which the plain policy loses
 about 0.1 success. ``report`` writes the table (``docs/results/chunk_joins.md``) and the plot
 of success against delay (``docs/media/chunk_joins.png``).
@@ -31,8 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "results" / "chunk_joins"
 TICK_MS = 100  # Push-T runs at 10 Hz
 # Table names of the policy labels used so far (any other label is shown as it is).
-POLICY_NAMES = {"prefix": "shortcut, prefix-trained", "meanflow": "MeanFlow (shipped)"}
-LINESTYLES = {"meanflow": "-", "shortcut": "--", "prefix": ":"}
+POLICY_NAMES = {
+    "meanflow": "MeanFlow (shipped)",
+    "meanflow-prefix": "MeanFlow, prefix-trained",
+    "shortcut-prefix": "shortcut, prefix-trained",
+}
+LINESTYLES = {"meanflow": "-", "shortcut": "--", "meanflow-prefix": ":", "shortcut-prefix": "-."}
 
 
 def cell_path(policy: str, join: str, delay: int, noise: float, warm_t: float = 0.5) -> Path:
@@ -62,8 +66,8 @@ def cells(args) -> list[tuple[str, str, str]]:
     """``(policy label, checkpoint, join)`` for every method in the table."""
     plan = [(args.label, args.checkpoint, join) for join in ("none", "ensemble", "warm")]
     if args.prefix_checkpoint:
-        plan += [("prefix", args.prefix_checkpoint, "prefix")]
-        plan += [("prefix", args.prefix_checkpoint, "none")]
+        prefix_label = f"{args.label}-prefix"
+        plan += [(prefix_label, args.prefix_checkpoint, join) for join in ("prefix", "none")]
     return plan
 
 
