@@ -18,12 +18,11 @@ import statistics
 import sys
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from push_t_headline import final_checkpoint, seed_json  # noqa: E402
+from ship_policy import ship  # noqa: E402
 
 
 def one_pass_success(report: dict) -> float:
@@ -49,11 +48,7 @@ def main() -> None:
     print(f"1-pass success by seed: {rates}; mean {mean:.3f}; representative seed: {seed}")
     if not args.write:
         return
-    from shortcut_policy import ShortcutPolicy
-
-    policy = ShortcutPolicy.from_pretrained(final_checkpoint(args.method, seed), device="cpu")
-    report = json.loads(seed_json(args.method, seed).read_text())
-    target = policy.save_pretrained(args.out, weights_dtype=torch.float16, report=report)
+    target = ship(final_checkpoint(args.method, seed), seed_json(args.method, seed), args.out)
     print(f"wrote {target} (seed {seed})")
 
 
