@@ -39,16 +39,21 @@ POLICY_NAMES = {
 LINESTYLES = {"meanflow": "-", "shortcut": "--", "meanflow-prefix": ":", "shortcut-prefix": "-."}
 
 
-def cell_path(policy: str, join: str, delay: int, noise: float, warm_t: float = 0.5) -> Path:
+def cell_path(
+    policy: str, join: str, delay: int, noise: float, warm_t: float = 0.5, folder: Path = OUT
+) -> Path:
     if join == "warm" and warm_t != 0.5:
         join = f"warm{warm_t:g}"
-    return OUT / f"{policy}_{join}_d{delay}_noise{noise:g}.json"
+    return folder / f"{policy}_{join}_d{delay}_noise{noise:g}.json"
 
 
-def run_cell(args, policy: str, checkpoint: str, join: str, delay: int, noise: float) -> None:
-    path = cell_path(policy, join, delay, noise, args.warm_t)
+def run_cell(
+    args, policy: str, checkpoint: str, join: str, delay: int, noise: float, folder: Path = OUT
+) -> Path:
+    """Roll out one cell unless its JSON exists; returns the JSON's path."""
+    path = cell_path(policy, join, delay, noise, args.warm_t, folder)
     if path.is_file():
-        return
+        return path
     out = ROOT / "runs" / "rollout" / "chunk_joins" / path.stem
     command = [sys.executable, "-m", "shortcut_policy.rollout", f"checkpoint={checkpoint}"]
     command += ["steps=1", f"delay={delay}", "execute=8", f"join={join}", f"warm_t={args.warm_t}"]
@@ -57,9 +62,10 @@ def run_cell(args, policy: str, checkpoint: str, join: str, delay: int, noise: f
     command += ["throughput_batch=4", "progress=false", f"out_dir={out}"]
     print("+", " ".join(command), flush=True)
     subprocess.run(command, cwd=ROOT, check=True)
-    OUT.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     report = json.loads((out / "report.json").read_text())
     path.write_text(json.dumps({"policy": policy, **report}, indent=2) + "\n")
+    return path
 
 
 def cells(args) -> list[tuple[str, str, str]]:
