@@ -26,6 +26,7 @@ from chunk_joins import OUT, ROOT, cell_path, run_cell
 SEEDS_OUT = OUT / "seeds"
 PLAIN = ROOT / "docs" / "results" / "headline_seeds" / "push_t_meanflow_seed{}.json"
 CELLS = (("none", 0), ("none", 4), ("prefix", 4))  # (join, delay)
+CELL_NAMES = ("none_d0", "none_d0_first100", "none_d4", "prefix_d4")
 
 
 def seed_cell(label: str, seed: int, join: str, delay: int) -> Path:
@@ -50,13 +51,13 @@ def same_checkpoint(cell: Path, checkpoint: str) -> bool:
 
 def one_pass(path: Path, first: int | None = None) -> dict:
     """Success, score and join metrics of a report's 1-pass row (its ``first`` episodes)."""
-    budget = json.loads(path.read_text())["budgets"][0]
-    episodes = budget["episodes"][:first] if first else budget["episodes"]
+    episodes = json.loads(path.read_text())["budgets"][0]["episodes"][:first]
+    ratios = [e["boundary_ratio"] for e in episodes if e.get("boundary_ratio") is not None]
     return {
         "episodes": len(episodes),
         "success": statistics.fmean(e["success"] for e in episodes),
         "score": statistics.fmean(e["score"] for e in episodes),
-        "boundary_ratio": budget["joins"]["boundary_ratio"],
+        "boundary_ratio": statistics.fmean(ratios) if ratios else None,
     }
 
 
@@ -82,7 +83,7 @@ def report(label: str) -> None:
     found = summary(label)
     prefix, plain = found["prefix"], found["plain_d0_100"]
     seeds = sorted(prefix)
-    column = {name: [prefix[s][name]["success"] for s in seeds] for name in prefix.get(0, {})}
+    column = {name: [prefix[s][name]["success"] for s in seeds] for name in CELL_NAMES}
     drop = [prefix[s]["prefix_d4"]["success"] - prefix[s]["none_d0"]["success"] for s in seeds]
     lines = [
         "| policy | seeds | D = 0, 100 episodes | D = 0, 200 | D = 4 none | D = 4 prefix "

@@ -255,7 +255,7 @@ class PolicyServer:
         plan = wire.decode_array(message["warm_actions"], "warm_actions")
         rows = len(next(iter(obs.values())))
         shape = (rows, self.policy.horizon, self.policy.network.spec["action_dim"])
-        return checked_warm_t(message.get("warm_t", 0.5)), checked_noise(
+        return checked_warm_t(message.get("warm_t", self.policy.warm_t)), checked_noise(
             plan, shape, "warm_actions"
         )
 

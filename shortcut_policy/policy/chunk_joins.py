@@ -153,6 +153,7 @@ class _Chunk:
     actions: np.ndarray  # (horizon, Da)
     request: int  # tick of the newest observation it saw
     active: int  # first tick it is executed
+    first: bool  # the episode's first chunk: it takes over at once, and joins nothing
 
 
 class ChunkQueue:
@@ -163,7 +164,10 @@ class ChunkQueue:
             the action for its request tick.
         execute: ticks between two requests (``n_action_steps`` by default).
         delay: ticks between a request and the tick its chunk takes over.
-        join: ``none`` or ``ensemble``; ``ensemble_m`` is ACT's weight decay ``m``.
+        join: how chunks join (``none``, ``ensemble``, ``warm``, ``prefix``); the queue itself
+            only mixes chunks for ``ensemble``, whose ``ensemble_m`` is ACT's weight decay
+            ``m``; ``warm`` and ``prefix`` change how the chunk is sampled (``planned``,
+            ``committed_prefix``).
     """
 
     def __init__(
@@ -201,7 +205,7 @@ class ChunkQueue:
             )
         first = not self.chunks
         active = self.tick if first else self.tick + self.delay
-        self.chunks.append(_Chunk(np.asarray(actions), self.tick, active))
+        self.chunks.append(_Chunk(np.asarray(actions), self.tick, active, first))
 
     def pop(self) -> np.ndarray:
         """This tick's action; advances the clock."""
@@ -209,7 +213,7 @@ class ChunkQueue:
         if not live:
             raise RuntimeError("no chunk covers this tick: add the requested chunk first")
         newest = live[-1]
-        if newest.active == self.tick and len(self.chunks) > 1:
+        if newest.active == self.tick and not newest.first:
             self._note_switch(newest)
         if self.join != "ensemble":
             action = self._action(newest)

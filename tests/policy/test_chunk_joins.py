@@ -42,6 +42,16 @@ def test_a_late_chunk_takes_over_at_index_delay(delay):
     assert queue.switch_ticks == [8 + delay, 16 + delay]
 
 
+@pytest.mark.parametrize("join", ["none", "ensemble"])
+def test_a_switch_is_noted_when_the_old_chunk_ends_the_tick_before(join):
+    # delay 7: the old chunk's last action (index 15) runs at tick 14, the new one takes over
+    # at tick 15, when it is the only chunk left.
+    queue = ChunkQueue(N_OBS, execute=8, delay=7, join=join)
+    run(queue, 24)
+    assert queue.switch_ticks == [15, 23]
+    assert len(queue.prefix_errors) == 2
+
+
 def test_the_prefix_error_compares_the_new_plan_with_what_was_executed():
     queue = ChunkQueue(N_OBS, execute=8, delay=2)
     run(queue, 11)
