@@ -137,7 +137,7 @@ class PolicyClient:
         """One history ``{key: (n_obs_steps, *shape)}`` -> one chunk ``(horizon, Da)``; with
         ``join='prefix'`` the committed actions travel with it, with ``warm`` the old plan."""
         if self.chunks is None:
-            given = given_batch(self.buffer.queue, self.horizon)
+            given = given_batch([self.buffer.queue], self.horizon)
             warm = warm_batch([self.buffer.queue], self.horizon)
         batch = {key: value[None] for key, value in history.items()}
         return self.predict_action_chunk(batch, given=given, warm=warm)[0]

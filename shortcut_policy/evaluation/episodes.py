@@ -25,7 +25,7 @@ import numpy as np
 from shortcut_policy.evaluation.env_pool import EnvFault, EnvPool
 from shortcut_policy.policy import ShortcutPolicy
 from shortcut_policy.policy.chunk_buffer import ChunkBuffer
-from shortcut_policy.policy.chunk_joins import join_metrics, warm_batch
+from shortcut_policy.policy.chunk_joins import given_batch, join_metrics, warm_batch
 
 
 @dataclass
@@ -178,8 +178,8 @@ def _predict(policy: ShortcutPolicy, episodes: list[_Slot], steps: int) -> np.nd
         return chunks.astype(np.float32)
     histories = [episode.buffer.history() for episode in episodes]
     batch = {key: np.stack([h[key] for h in histories]) for key in histories[0]}
-    given = _committed(policy, episodes)
-    warm = warm_batch([episode.buffer.queue for episode in episodes], policy.horizon)
+    queues = [episode.buffer.queue for episode in episodes]
+    given, warm = given_batch(queues, policy.horizon), warm_batch(queues, policy.horizon)
     # observations were checked on arrival
     return policy.predict_checked(batch, steps, given=given, warm=warm)
 
@@ -190,20 +190,6 @@ def _warm_rows(policy: ShortcutPolicy, episodes: list[_Slot]) -> list[int]:
     if queues[0].join != "warm":
         return []
     return [i for i, queue in enumerate(queues) if queue.planned(policy.horizon) is not None]
-
-
-def _committed(policy: ShortcutPolicy, episodes: list[_Slot]):
-    """``(mask (B, H), actions (B, H, Da))`` of the decided prefixes with ``join='prefix'``;
-    None when no row has one (other joins, or every episode's first chunk)."""
-    if episodes[0].buffer.queue.join != "prefix":
-        return None
-    prefixes = [episode.buffer.queue.committed_prefix(policy.horizon) for episode in episodes]
-    if not any(length for length, _ in prefixes):
-        return None
-    shape = (policy.horizon, policy.network.spec["action_dim"])
-    mask = np.stack([np.arange(policy.horizon) < length for length, _ in prefixes])
-    values = np.stack([np.zeros(shape, np.float32) if v is None else v for _, v in prefixes])
-    return mask, values.astype(np.float32)
 
 
 def _observe(policy: ShortcutPolicy, episode: _Slot, obs) -> bool:

@@ -99,15 +99,20 @@ def check_prefix_fits(join: str, prefix_max: int, n_obs_steps: int, delay: int) 
         )
 
 
-def given_batch(queue: ChunkQueue, horizon: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """A one-row ``(mask (1, H), actions (1, H, Da))`` of the queue's committed prefix, or None
-    when nothing is decided yet (or the join is not ``prefix``)."""
-    if queue.join != "prefix":
+def given_batch(queues: list[ChunkQueue], horizon: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(mask (B, H), actions (B, H, Da))``: each queue's committed prefix in data units, float32
+    (rows with none decided yet: nothing given), or None when no row has one or the join is not
+    ``prefix``."""
+    if not queues or queues[0].join != "prefix":
         return None
-    length, values = queue.committed_prefix(horizon)
-    if not length:
+    prefixes = [queue.committed_prefix(horizon) for queue in queues]
+    decided = [values for length, values in prefixes if length]
+    if not decided:
         return None
-    return (np.arange(horizon) < length)[None], values[None].astype(np.float32)
+    mask = np.stack([np.arange(horizon) < length for length, _ in prefixes])
+    nothing = np.zeros_like(decided[0])
+    values = np.stack([values if length else nothing for length, values in prefixes])
+    return mask, values.astype(np.float32)
 
 
 def warm_batch(queues: list[ChunkQueue], horizon: int) -> np.ndarray | None:

@@ -360,7 +360,7 @@ class ShortcutPolicy:
         (with ``join='prefix'``, given the actions already decided; with ``warm``, the old
         plan: by the non-blocking executor, or here from the queue)."""
         if self.chunks is None:
-            given = given_batch(self.buffer.queue, self.horizon)
+            given = given_batch([self.buffer.queue], self.horizon)
             warm = warm_batch([self.buffer.queue], self.horizon)
         batch = {key: value[None] for key, value in history.items()}
         if given is None and warm is None:
