@@ -119,7 +119,10 @@ class PolicyNetwork(nn.Module):
         Da))`` in data units: start at ``t0`` on the path from the noise to ``guess``."""
         cond = self.encode(obs)
         if given is not None and self.given is None:
-            raise ValueError("this network was trained without a prefix (prefix_max = 0)")
+            raise ValueError(
+                "this network was trained without a prefix (prefix_max = 0): pass given=None, "
+                "or retrain with +model.prefix_max=8"
+            )
         mask, values = given if given is not None else (None, None)
         if self.given is not None:
             values = None if given is None else self.normalizer.normalize("action", values)

@@ -95,7 +95,8 @@ def check_prefix_fits(join: str, prefix_max: int, n_obs_steps: int, delay: int) 
     if needed > prefix_max:
         raise ValueError(
             f"join='prefix' at delay={delay} gives {needed} actions, but the policy was trained "
-            f"with prefixes of at most {prefix_max}; lower the delay or retrain"
+            f"with prefixes of at most {prefix_max}; lower the delay to at most "
+            f"{prefix_max - n_obs_steps + 1} or retrain with +model.prefix_max={needed}"
         )
 
 
@@ -135,7 +136,8 @@ def checked_given(given, rows: int, horizon: int, action_dim: int, prefix_max: i
     if prefix_max == 0:
         raise ValueError(
             "a committed prefix was given, but this policy was trained without prefix "
-            "conditioning (prefix_max = 0)"
+            "conditioning (prefix_max = 0): send no prefix (join='none'), or retrain with "
+            "+model.prefix_max=8"
         )
     mask, values = np.asarray(given[0]), np.asarray(given[1], dtype=np.float32)
     if mask.shape != (rows, horizon) or values.shape != (rows, horizon, action_dim):
@@ -144,12 +146,21 @@ def checked_given(given, rows: int, horizon: int, action_dim: int, prefix_max: i
             f"{horizon}, {action_dim}); got {mask.shape} and {values.shape}"
         )
     if not np.isfinite(values).all():
-        raise ValueError("the committed prefix holds NaN or inf actions")
+        raise ValueError(
+            "the committed prefix holds NaN or inf actions; send only the actions the robot "
+            "will execute, in data units"
+        )
     lengths = mask.astype(bool).sum(1)
     if not np.array_equal(mask.astype(bool), np.arange(horizon) < lengths[:, None]):
-        raise ValueError("the committed mask must cover the first positions of each chunk only")
+        raise ValueError(
+            "the committed mask must cover the first positions of each chunk only (True up to "
+            "the prefix length, then False)"
+        )
     if lengths.max() > prefix_max:
-        raise ValueError(f"a prefix of {lengths.max()} actions; this policy takes {prefix_max}")
+        raise ValueError(
+            f"a prefix of {lengths.max()} actions; this policy takes at most {prefix_max}: "
+            f"send fewer, or retrain with +model.prefix_max={lengths.max()}"
+        )
     return mask.astype(bool), values
 
 
