@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from shortcut_policy.policy.chunk_buffer import ChunkBuffer
+from shortcut_policy.policy.chunk_joins import shifted_plan
 
 History = dict[str, np.ndarray]
 
@@ -121,17 +122,14 @@ class AsyncChunks:
         """``(1, H, Da)``: for a chunk asked for now, position ``i`` is tick ``now + i -
         start``: executed if past, else the current chunk's plan, its last action held past
         its end. None at an episode's first chunk."""
-        if self.current is None or self.tick - self.start < 0:
+        if self.current is None or self.tick < self.start:
             return None
-        values = np.empty_like(self.current.actions)
-        for i in range(self.horizon):
-            tick = self.tick + i - self.start
-            if tick < self.tick:
-                values[i] = self.executed[tick]
-            else:
-                index = min(self.start + tick - self.current.origin, self.horizon - 1)
-                values[i] = self.current.actions[index]
-        return values[None]
+        current = self.current
+
+        def plan_at(tick: int) -> np.ndarray:
+            return current.actions[min(self.start + tick - current.origin, self.horizon - 1)]
+
+        return shifted_plan(self.executed, self.tick, self.start, self.horizon, plan_at)[None]
 
     def _committed(self):
         """``(mask (1, H), actions (1, H, Da))`` decided for a chunk asked for now: the first

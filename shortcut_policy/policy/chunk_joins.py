@@ -100,6 +100,18 @@ def check_prefix_fits(join: str, prefix_max: int, n_obs_steps: int, delay: int) 
         )
 
 
+def shifted_plan(
+    executed: list[np.ndarray], now: int, start: int, horizon: int, plan_at
+) -> np.ndarray:
+    """``(horizon, Da)`` for a chunk asked for at tick ``now``: position ``i`` is tick ``now + i
+    - start``; past ticks hold ``executed[tick]``, the others ``plan_at(tick)`` (the plan of the
+    chunk that will be running then). The one rule both the evaluation's queue and the robot's
+    non-blocking executor use to build a prefix or a warm start."""
+    ticks = range(now - start, now - start + horizon)
+    plan = [executed[tick] if tick < now else plan_at(tick) for tick in ticks]
+    return np.stack(plan).astype(plan[-1].dtype, copy=False)
+
+
 def given_batch(queues: list[ChunkQueue], horizon: int) -> tuple[np.ndarray, np.ndarray] | None:
     """``(mask (B, H), actions (B, H, Da))``: each queue's committed prefix in data units, float32
     (rows with none decided yet: nothing given), or None when no row has one or the join is not
@@ -260,20 +272,17 @@ class ChunkQueue:
         asked for at this tick (position ``i`` is tick ``now + i - (n_obs_steps - 1)``):
         executed actions for past ticks, then the plan of the chunk that will be running, its
         last action held past its end. None at an episode's first chunk."""
-        first_tick = self.tick - self.start
-        if not self.chunks or first_tick < 0:
+        if not self.chunks or self.tick < self.start:
             return None
-        shape = self.chunks[-1].actions.shape[1:]
-        values = np.zeros((horizon, *shape), dtype=self.chunks[-1].actions.dtype)
-        for i in range(horizon):
-            tick = first_tick + i
-            if tick < self.tick:
-                values[i] = self.executed[tick]
-            else:  # the chunk that will be running then (with delay > execute, not the newest)
-                running = [c for c in self.chunks if c.active <= tick][-1]
-                index = min(self.start + tick - running.request, len(running.actions) - 1)
-                values[i] = running.actions[index]
-        return values
+
+        def plan_at(tick: int) -> np.ndarray:
+            # The chunk that will be running then (with delay > execute, not the newest).
+            running = [c for c in self.chunks if c.active <= tick][-1]
+            return running.actions[
+                min(self.start + tick - running.request, len(running.actions) - 1)
+            ]
+
+        return shifted_plan(self.executed, self.tick, self.start, horizon, plan_at)
 
     def _requested_now(self) -> bool:
         return bool(self.chunks) and self.chunks[-1].request == self.tick
