@@ -37,9 +37,7 @@ from shortcut_policy.evaluation.video import record_video
 from shortcut_policy.policy import ShortcutPolicy
 from shortcut_policy.policy.chunk_joins import (
     ChunkQueue,
-    check_join_runs,
-    check_prefix_fits,
-    checked_warm_t,
+    checked_join_setup,
 )
 from shortcut_policy.tasks import CONFIG_DIR, env_factory, newest_checkpoint_for_task
 from shortcut_policy.training import distributed
@@ -81,9 +79,14 @@ def execution(cfg: Any, policy: ShortcutPolicy) -> Execution:
     try:
         ChunkQueue(policy.n_obs_steps, execute, chosen.delay, chosen.join)  # checks the values
         prefix_max = getattr(policy.network, "prefix_max", 0)
-        check_prefix_fits(chosen.join, prefix_max, policy.n_obs_steps, chosen.delay)
-        policy.warm_t = checked_warm_t(chosen.warm_t)
-        check_join_runs(chosen.join, policy.objective.name, warm_t=policy.warm_t)
+        _, policy.warm_t = checked_join_setup(
+            chosen.join,
+            chosen.warm_t,
+            policy.objective.name,
+            prefix_max,
+            policy.n_obs_steps,
+            chosen.delay,
+        )
     except ValueError as err:
         raise ConfigError(str(err)) from err
     last = policy.n_obs_steps - 1 + execute + chosen.delay - 1

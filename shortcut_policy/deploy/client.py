@@ -28,10 +28,7 @@ from shortcut_policy.objectives.sampling import BudgetError, step_budget
 from shortcut_policy.policy.async_chunks import AsyncChunks
 from shortcut_policy.policy.chunk_buffer import ChunkBuffer
 from shortcut_policy.policy.chunk_joins import (
-    check_join_runs,
-    check_prefix_fits,
-    checked_join,
-    checked_warm_t,
+    checked_join_setup,
     given_batch,
     warm_batch,
 )
@@ -70,7 +67,6 @@ class PolicyClient:
         join: str = "none",
         warm_t: float = 0.5,
     ) -> None:
-        self.join, self.warm_t = checked_join(join, async_chunks), checked_warm_t(warm_t)
         self.url, self.timeout_s, self.reconnect_s = url, timeout_s, reconnect_s
         self.ids = itertools.count(1)
         self.lock = threading.Lock()  # one request on the connection at a time
@@ -83,8 +79,15 @@ class PolicyClient:
         self.steps = self._checked_steps(steps)
         delay = async_lead if async_chunks else 0
         prefix_max = int(self.description.get("prefix_max", 0))
-        check_prefix_fits(self.join, prefix_max, self.n_obs_steps, delay)
-        check_join_runs(self.join, self.description["objective"], warm_t=self.warm_t)
+        self.join, self.warm_t = checked_join_setup(
+            join,
+            warm_t,
+            self.description["objective"],
+            prefix_max,
+            self.n_obs_steps,
+            delay,
+            async_chunks,
+        )
         self.last_timing: dict[str, float] = {}
         self.chunks = None
         if async_chunks:

@@ -112,6 +112,26 @@ def shifted_plan(
     return np.stack(plan).astype(plan[-1].dtype, copy=False)
 
 
+def checked_join_setup(
+    join: str,
+    warm_t: object,
+    objective_name: str,
+    prefix_max: int,
+    n_obs_steps: int,
+    delay: int,
+    async_chunks: bool = False,
+    cuda_graph: bool = False,
+) -> tuple[str, float]:
+    """``(join, warm_t)`` checked together, the one check the policy, the client and the
+    rollout share: a known join that fits the execution mode, the objective and CUDA graphs,
+    ``warm_t`` in (0, 1), and for ``prefix`` a network trained with prefixes long enough for
+    ``delay``. A ``ValueError`` names what does not fit and the fix."""
+    join, warm_t = checked_join(join, async_chunks), checked_warm_t(warm_t)
+    check_join_runs(join, objective_name, cuda_graph, warm_t)
+    check_prefix_fits(join, prefix_max, n_obs_steps, delay)
+    return join, warm_t
+
+
 def given_batch(queues: list[ChunkQueue], horizon: int) -> tuple[np.ndarray, np.ndarray] | None:
     """``(mask (B, H), actions (B, H, Da))``: each queue's committed prefix in data units, float32
     (rows with none decided yet: nothing given), or None when no row has one or the join is not

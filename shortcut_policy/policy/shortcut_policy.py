@@ -70,10 +70,8 @@ from shortcut_policy.policy.auto_budget import (
 )
 from shortcut_policy.policy.chunk_buffer import ChunkBuffer
 from shortcut_policy.policy.chunk_joins import (
-    check_join_runs,
-    check_prefix_fits,
     checked_given,
-    checked_join,
+    checked_join_setup,
     checked_warm_t,
     given_batch,
     warm_batch,
@@ -139,10 +137,18 @@ class ShortcutPolicy:
         self.budget_choice: BudgetChoice | None = None
         self.drift: DriftWatch | None = None
         self.steps = self.chosen_steps(steps, deadline_ms)
-        self.join, self.warm_t = checked_join(join, async_chunks), checked_warm_t(warm_t)
-        check_join_runs(join, objective.name, cuda_graph, self.warm_t)
         delay = async_lead if async_chunks else 0  # ticks the old chunk still runs
-        check_prefix_fits(join, getattr(network, "prefix_max", 0), self.n_obs_steps, delay)
+        prefix_max = getattr(network, "prefix_max", 0)
+        self.join, self.warm_t = checked_join_setup(
+            join,
+            warm_t,
+            objective.name,
+            prefix_max,
+            self.n_obs_steps,
+            delay,
+            async_chunks,
+            cuda_graph,
+        )
         self.chunks = None
         if async_chunks:
             self.chunks = AsyncChunks(
