@@ -35,6 +35,8 @@ def seed_cell(label: str, seed: int, join: str, delay: int) -> Path:
 
 def run(args) -> None:
     for seed, checkpoint in enumerate(args.prefix_runs):
+        if args.only is not None and seed not in args.only:
+            continue
         for join, delay in CELLS:
             main_cell = cell_path(f"{args.label}-prefix", join, delay, 0.0)
             mine = seed_cell(args.label, seed, join, delay)
@@ -116,6 +118,9 @@ def main() -> None:
     parser.add_argument("stage", choices=["run", "report"])
     parser.add_argument("--label", default="meanflow", help="the plain policy's label")
     parser.add_argument("--prefix-runs", nargs="+", default=[], help="seed 0, 1, 2 run folders")
+    parser.add_argument(
+        "--only", type=int, nargs="+", help="run these seeds' cells only (e.g. 2 while 0, 1 run)"
+    )
     parser.add_argument("--warm-t", type=float, default=0.5)  # unused by these cells' joins
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--workers", type=int, default=8)
