@@ -136,17 +136,22 @@ def report() -> None:
     print(text)
 
 
+def delays_at(found: list[dict], noise: float) -> int:
+    return len({r["delay"] for r in found if r["noise"] == noise})
+
+
 def plot(found: list[dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    noises = sorted({r["noise"] for r in found})
+    # Noise levels measured at one delay only are the calibration's: they are in the table.
+    noises = sorted(n for n in {r["noise"] for r in found} if delays_at(found, n) > 1)
     fig, axes = plt.subplots(
-        1, len(noises), figsize=(7.5 * len(noises), 3.8), dpi=130, squeeze=False
+        len(noises), 1, figsize=(9.5, 3.8 * len(noises)), dpi=130, squeeze=False
     )
-    for ax, noise in zip(axes[0], noises, strict=True):
+    for ax, noise in zip(axes[:, 0], noises, strict=True):
         methods = sorted({(r["policy"], r["join"]) for r in found if r["noise"] == noise})
         for policy, join in methods:
             mine = [
