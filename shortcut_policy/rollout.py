@@ -77,7 +77,8 @@ def execution(cfg: Any, policy: ShortcutPolicy) -> Execution:
     chosen = Execution(cfg.execute, cfg.delay, cfg.join, float(cfg.action_noise), cfg.warm_t)
     execute = chosen.execute or policy.n_action_steps
     try:
-        ChunkQueue(policy.n_obs_steps, execute, chosen.delay, chosen.join)  # checks the values
+        # Checks execute, delay and join, and that the policy's chunks reach that far.
+        ChunkQueue(policy.n_obs_steps, execute, chosen.delay, chosen.join, horizon=policy.horizon)
         prefix_max = getattr(policy.network, "prefix_max", 0)
         _, policy.warm_t = checked_join_setup(
             chosen.join,
@@ -89,12 +90,6 @@ def execution(cfg: Any, policy: ShortcutPolicy) -> Execution:
         )
     except ValueError as err:
         raise ConfigError(str(err)) from err
-    last = policy.n_obs_steps - 1 + execute + chosen.delay - 1
-    if last >= policy.horizon:
-        raise ConfigError(
-            f"execute={execute} after delay={chosen.delay} needs chunk index {last}, but the "
-            f"policy's chunks hold {policy.horizon} actions; lower execute or delay"
-        )
     if chosen.action_noise < 0:
         raise ConfigError(f"action_noise is a standard deviation, got {chosen.action_noise}")
     return chosen

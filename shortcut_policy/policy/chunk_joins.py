@@ -112,6 +112,19 @@ def shifted_plan(
     return np.stack(plan).astype(plan[-1].dtype, copy=False)
 
 
+def check_chunk_covers(horizon: int, n_obs_steps: int, execute: int, delay: int = 0) -> None:
+    """A ``ValueError`` unless a chunk of ``horizon`` actions reaches the last tick it runs:
+    index ``n_obs_steps - 1 + delay + execute - 1`` (its index ``n_obs_steps - 1`` is the
+    action for the tick it was asked for)."""
+    last = n_obs_steps - 1 + delay + execute - 1
+    if last >= horizon:
+        raise ValueError(
+            f"a chunk of {horizon} actions cannot cover execute={execute} ticks after a delay "
+            f"of {delay} (needs index {last}, from n_obs_steps - 1 = {n_obs_steps - 1}); lower "
+            "execute or delay"
+        )
+
+
 def checked_join_setup(
     join: str,
     warm_t: object,
@@ -216,6 +229,8 @@ class ChunkQueue:
             only mixes chunks for ``ensemble``, whose ``ensemble_m`` is ACT's weight decay
             ``m``; ``warm`` and ``prefix`` change how the chunk is sampled (``planned``,
             ``committed_prefix``).
+        horizon: the chunks' length, checked against ``execute`` and ``delay`` at once (else
+            at the first chunk).
     """
 
     def __init__(
@@ -225,10 +240,13 @@ class ChunkQueue:
         delay: int = 0,
         join: str = "none",
         ensemble_m: float = 0.01,
+        horizon: int | None = None,
     ) -> None:
         checked_join(join)
         if execute < 1 or delay < 0:
             raise ValueError(f"execute must be >= 1 and delay >= 0 ticks, got {execute}, {delay}")
+        if horizon is not None:
+            check_chunk_covers(horizon, n_obs_steps, execute, delay)
         self.start, self.execute, self.delay = n_obs_steps - 1, execute, delay
         self.join, self.ensemble_m = join, ensemble_m
         self.tick = 0
@@ -244,13 +262,7 @@ class ChunkQueue:
 
     def add(self, actions: np.ndarray) -> None:
         """The chunk ``(horizon, Da)`` asked for at this tick."""
-        last = self.start + self.execute + self.delay - 1  # the index the chunk must reach
-        if last >= len(actions):
-            raise ValueError(
-                f"a chunk of {len(actions)} actions cannot cover execute={self.execute} ticks "
-                f"after a delay of {self.delay} (needs index {last}, from n_obs_steps - 1 = "
-                f"{self.start}); lower execute or delay"
-            )
+        check_chunk_covers(len(actions), self.start + 1, self.execute, self.delay)
         first = not self.chunks
         active = self.tick if first else self.tick + self.delay
         self.chunks.append(_Chunk(np.asarray(actions), self.tick, active, first))

@@ -70,6 +70,7 @@ from shortcut_policy.policy.auto_budget import (
 )
 from shortcut_policy.policy.chunk_buffer import ChunkBuffer
 from shortcut_policy.policy.chunk_joins import (
+    check_chunk_covers,
     checked_given,
     checked_join_setup,
     checked_warm_t,
@@ -127,11 +128,7 @@ class ShortcutPolicy:
         self.n_obs_steps = int(self.spec["n_obs_steps"])
         self.horizon = int(self.spec["horizon"])
         self.n_action_steps = int(self.spec["n_action_steps"])
-        if self.horizon < self.n_obs_steps - 1 + self.n_action_steps:
-            raise ValueError(
-                f"horizon {self.horizon} is too short to execute {self.n_action_steps} actions "
-                f"after {self.n_obs_steps} observations; need n_obs_steps - 1 + n_action_steps"
-            )
+        check_chunk_covers(self.horizon, self.n_obs_steps, self.n_action_steps)
         self.generator: torch.Generator | None = None
         self.graphed = GraphedChunks(self.network, objective, self.device) if cuda_graph else None
         self.budget_choice: BudgetChoice | None = None
