@@ -30,6 +30,23 @@ def test_shipped_push_t_policy_is_small_and_trained_with_the_tasks_default_objec
         obs, *_ = env.step(action)
 
 
+def test_shipped_lift_policy_acts_in_robosuite():
+    pytest.importorskip("robosuite")
+    from envs.robosuite.env import make_policy_env
+
+    shipped = PRETRAINED_DIR / "lift" / "policy.safetensors"
+    assert shipped.stat().st_size < 25e6
+    assert newest_checkpoint_for_task("lift", runs_root="no-runs-here") == shipped
+    policy = ShortcutPolicy.from_pretrained(shipped, task="lift", steps=1)
+    env = make_policy_env(task="lift", max_steps=10)
+    obs, _ = env.reset(seed=100000)
+    for _ in range(8):  # one chunk: OSC_POSE deltas and the gripper, in [-1, 1]
+        action = policy.select_action(obs)
+        assert action.shape == (7,) and np.all(np.abs(action) <= 1.0 + 1e-6)
+        obs, *_ = env.step(action)
+    env.close()
+
+
 def test_shipped_pixel_policy_acts_on_a_rendered_frame():
     from envs.push_t.policy_env import make_policy_env
 
@@ -75,5 +92,5 @@ def test_rollout_default_is_the_newest_run_then_the_shipped_policy(tmp_path):
         path.write_bytes(b"")
         os.utime(path, (when, when))
     assert newest_checkpoint_for_task("push_t", runs_root=tmp_path) == newer
-    with pytest.raises(FileNotFoundError, match="python -m shortcut_policy.train task=lift"):
-        newest_checkpoint_for_task("lift", runs_root=tmp_path)
+    with pytest.raises(FileNotFoundError, match="python -m shortcut_policy.train task=square"):
+        newest_checkpoint_for_task("square", runs_root=tmp_path)
