@@ -20,22 +20,16 @@ import numpy as np
 import torch
 
 from shortcut_policy import ShortcutPolicy
-from shortcut_policy.data.dataset import SequenceDataset, split_episodes
-from shortcut_policy.data.replay_buffer import ReplayBuffer
+from shortcut_policy.tasks import load_task_data
 
 
 def validation_windows(config: dict, count: int, seed: int):
-    """``(obs {key: (B, n_obs, ...)}, actions (B, H, Da))`` from the run's validation episodes."""
-    task, data = config["task"], config["dataset"]
-    buffer = ReplayBuffer.open(data["path"])
-    _, val = split_episodes(buffer.n_episodes, data["val_fraction"], data["split_seed"])
-    dataset = SequenceDataset(
-        buffer, task["obs_keys"], task["action_key"], task["horizon"], task["n_obs_steps"],
-        task["n_action_steps"], episodes=val,
-    )  # fmt: skip
+    """``(obs {key: (B, n_obs, ...)}, actions (B, H, Da))`` from the run's validation episodes
+    (the trainer's own split and windows: ``load_task_data``)."""
+    dataset = load_task_data(config["task"], config["dataset"]).val
     chosen = np.random.default_rng(seed).choice(len(dataset), min(count, len(dataset)), False)
     items = [dataset[int(i)] for i in chosen]
-    obs = {key: np.stack([it["obs"][key].numpy() for it in items]) for key in task["obs_keys"]}
+    obs = {key: np.stack([it["obs"][key].numpy() for it in items]) for key in items[0]["obs"]}
     return obs, np.stack([it["action"].numpy() for it in items])
 
 
