@@ -37,12 +37,14 @@ def read_rows(run_dir: Path) -> list[dict]:
 
 
 def curve(rows: list[dict], budget: int = 1) -> list[dict]:
-    """Per evaluated step: training hours so far, epoch, success and score at ``budget``."""
-    points, seconds, last_step = [], 0.0, 0
+    """Per evaluated step: training hours so far, epoch, success and score at ``budget``, and
+    the newest validation error (``val/mse``, EMA weights) logged at or before that step."""
+    points, seconds, last_step, val_mse = [], 0.0, 0, None
     for row in sorted(rows, key=lambda r: r["step"]):
         if row.get("steps_per_s"):
             seconds += (row["step"] - last_step) / row["steps_per_s"]
         last_step = row["step"]
+        val_mse = row.get("val/mse", val_mse)
         if f"eval/success@{budget}" in row:
             points.append(
                 {
@@ -51,6 +53,7 @@ def curve(rows: list[dict], budget: int = 1) -> list[dict]:
                     "train_hours": seconds / 3600.0,
                     "success": row[f"eval/success@{budget}"],
                     "score": row.get(f"eval/score@{budget}"),
+                    "val_mse": val_mse,
                 }
             )
     return points
@@ -67,6 +70,12 @@ def plot(points: list[dict], title: str, path: Path) -> None:
     ax.plot(hours, [p["success"] for p in points], marker="o", label="success")
     if all(p["score"] is not None for p in points):
         ax.plot(hours, [p["score"] for p in points], marker="s", label="mean best score")
+    if all(p["val_mse"] is not None for p in points):
+        right = ax.twinx()
+        right.plot(hours, [p["val_mse"] for p in points], "k--", lw=1, label="validation error")
+        right.set_ylabel("validation error (EMA weights)")
+        right.set_ylim(bottom=0)
+        right.legend(fontsize=8, loc="lower right")
     ax.set_xlabel("training hours (steps only)")
     ax.set_ylabel("1 pass")
     ax.set_ylim(-0.02, 1.02)

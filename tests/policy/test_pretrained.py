@@ -92,5 +92,6 @@ def test_rollout_default_is_the_newest_run_then_the_shipped_policy(tmp_path):
         path.write_bytes(b"")
         os.utime(path, (when, when))
     assert newest_checkpoint_for_task("push_t", runs_root=tmp_path) == newer
+    nothing_shipped = tmp_path / "no-pretrained"
     with pytest.raises(FileNotFoundError, match="python -m shortcut_policy.train task=square"):
-        newest_checkpoint_for_task("square", runs_root=tmp_path)
+        newest_checkpoint_for_task("square", runs_root=tmp_path, pretrained_root=nothing_shipped)
