@@ -68,8 +68,9 @@ def plot(points: list[dict], title: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     hours = [p["train_hours"] for p in points]
     ax.plot(hours, [p["success"] for p in points], marker="o", label="success")
-    if all(p["score"] is not None for p in points):
-        ax.plot(hours, [p["score"] for p in points], marker="s", label="mean best score")
+    scores = [p["score"] for p in points]
+    if None not in scores and scores != [p["success"] for p in points]:  # robosuite: equal
+        ax.plot(hours, scores, marker="s", label="mean best score")
     if all(p["val_mse"] is not None for p in points):
         right = ax.twinx()
         right.plot(hours, [p["val_mse"] for p in points], "k--", lw=1, label="validation error")
