@@ -30,15 +30,16 @@ def test_shipped_push_t_policy_is_small_and_trained_with_the_tasks_default_objec
         obs, *_ = env.step(action)
 
 
-def test_shipped_lift_policy_acts_in_robosuite():
+@pytest.mark.parametrize("task", ["lift", "can", "square"])
+def test_shipped_manipulation_policy_acts_in_robosuite(task):
     pytest.importorskip("robosuite")
     from envs.robosuite.env import make_policy_env
 
-    shipped = PRETRAINED_DIR / "lift" / "policy.safetensors"
+    shipped = PRETRAINED_DIR / task / "policy.safetensors"
     assert shipped.stat().st_size < 25e6
-    assert newest_checkpoint_for_task("lift", runs_root="no-runs-here") == shipped
-    policy = ShortcutPolicy.from_pretrained(shipped, task="lift", steps=1)
-    env = make_policy_env(task="lift", max_steps=10)
+    assert newest_checkpoint_for_task(task, runs_root="no-runs-here") == shipped
+    policy = ShortcutPolicy.from_pretrained(shipped, task=task, steps=1)
+    env = make_policy_env(task=task, max_steps=10)
     obs, _ = env.reset(seed=100000)
     for _ in range(8):  # one chunk: OSC_POSE deltas and the gripper, in [-1, 1]
         action = policy.select_action(obs)
