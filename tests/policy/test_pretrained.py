@@ -39,6 +39,8 @@ def test_shipped_manipulation_policy_acts_in_robosuite(task):
     assert shipped.stat().st_size < 25e6
     assert newest_checkpoint_for_task(task, runs_root="no-runs-here") == shipped
     policy = ShortcutPolicy.from_pretrained(shipped, task=task, steps=1)
+    # `python -m shortcut_policy.train task=<task>` trains with the objective that ships
+    assert policy.objective.name == make_config(f"task={task}").objective.name == "meanflow"
     env = make_policy_env(task=task, max_steps=10)
     obs, _ = env.reset(seed=100000)
     for _ in range(8):  # one chunk: OSC_POSE deltas and the gripper, in [-1, 1]
