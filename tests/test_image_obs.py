@@ -147,7 +147,7 @@ def test_image_policy_rolls_out_in_the_pixel_simulator(image_run, tmp_path, stor
 
 
 def test_teacher_encodes_only_the_consistency_rows(tmp_path, store):
-    cfg = image_config(tmp_path, store)
+    cfg = image_config(tmp_path, store, "objective=shortcut")  # the objective with a teacher
     data = load_task_data(cfg.task, cfg.dataset)
     network = build_network(data.spec, cfg.model, data.normalizer).eval()  # no crops: compare
     teacher = build_network(data.spec, cfg.model, data.normalizer).eval()

@@ -56,6 +56,8 @@ def test_shipped_pixel_policy_acts_on_a_rendered_frame():
     policy = ShortcutPolicy.from_pretrained(
         PRETRAINED_DIR / "push_t_image", task="push_t_image", steps=1
     )
+    default = make_config("task=push_t_image")
+    assert policy.objective.name == default.objective.name == "meanflow"
     assert (PRETRAINED_DIR / "push_t_image" / "policy.safetensors").stat().st_size < 25e6
     env = make_policy_env(obs_mode="pixels", max_steps=10)
     obs, _ = env.reset(seed=100000)
