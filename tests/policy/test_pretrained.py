@@ -13,11 +13,19 @@ from tests.conftest import make_config
 SHIPPED = PRETRAINED_DIR / "push_t" / "policy.safetensors"
 
 
+def load_shipped(task: str) -> ShortcutPolicy:
+    """``task``'s shipped policy at 1 pass, after checking it is small and that
+    ``python -m shortcut_policy.train task=<task>`` trains with the objective that ships."""
+    shipped = PRETRAINED_DIR / task / "policy.safetensors"
+    assert shipped.stat().st_size < 25e6
+    policy = ShortcutPolicy.from_pretrained(shipped, task=task, steps=1)
+    assert policy.objective.name == make_config(f"task={task}").objective.name == "meanflow"
+    return policy
+
+
 def test_shipped_push_t_policy_is_small_and_trained_with_the_tasks_default_objective():
-    assert SHIPPED.stat().st_size < 25e6
-    policy = ShortcutPolicy.from_pretrained(SHIPPED, task="push_t", steps=1)
+    policy = load_shipped("push_t")
     default = make_config("task=push_t")
-    assert policy.objective.name == default.objective.name == "meanflow"
     assert policy.meta["config"]["model"]["step_embedding"] == default.model.step_embedding
     assert all(p.dtype == torch.float32 for p in policy.network.parameters())
     from envs.push_t.policy_env import make_policy_env
@@ -36,11 +44,8 @@ def test_shipped_manipulation_policy_acts_in_robosuite(task):
     from envs.robosuite.env import make_policy_env
 
     shipped = PRETRAINED_DIR / task / "policy.safetensors"
-    assert shipped.stat().st_size < 25e6
     assert newest_checkpoint_for_task(task, runs_root="no-runs-here") == shipped
-    policy = ShortcutPolicy.from_pretrained(shipped, task=task, steps=1)
-    # `python -m shortcut_policy.train task=<task>` trains with the objective that ships
-    assert policy.objective.name == make_config(f"task={task}").objective.name == "meanflow"
+    policy = load_shipped(task)
     env = make_policy_env(task=task, max_steps=10)
     obs, _ = env.reset(seed=100000)
     for _ in range(8):  # one chunk: OSC_POSE deltas and the gripper, in [-1, 1]
@@ -53,12 +58,7 @@ def test_shipped_manipulation_policy_acts_in_robosuite(task):
 def test_shipped_pixel_policy_acts_on_a_rendered_frame():
     from envs.push_t.policy_env import make_policy_env
 
-    policy = ShortcutPolicy.from_pretrained(
-        PRETRAINED_DIR / "push_t_image", task="push_t_image", steps=1
-    )
-    default = make_config("task=push_t_image")
-    assert policy.objective.name == default.objective.name == "meanflow"
-    assert (PRETRAINED_DIR / "push_t_image" / "policy.safetensors").stat().st_size < 25e6
+    policy = load_shipped("push_t_image")
     env = make_policy_env(obs_mode="pixels", max_steps=10)
     obs, _ = env.reset(seed=100000)
     assert obs["img"].shape == (96, 96, 3) and obs["img"].dtype == np.uint8
