@@ -193,3 +193,24 @@ def test_channels_last_encodes_the_same_and_downsampling_sees_a_quarter_of_the_p
     assert tuple(seen[0][-2:]) == (42, 42)
     with pytest.raises(ValueError, match="downsample must be an integer >= 1"):
         VisionConfig.from_dict({"downsample": 0})
+
+
+def test_a_pixel_checkpoint_from_before_downsample_resumes_only_at_its_defaults(tmp_path, store):
+    """Saved before ``downsample`` / ``channels_last`` existed: trained at 1 / false."""
+    from shortcut_policy.checkpoints.files import (
+        CheckpointError,
+        latest_checkpoint,
+        load_checkpoint,
+        save_checkpoint,
+    )
+
+    train(image_config(tmp_path, store))
+    path = latest_checkpoint(tmp_path / "run" / "checkpoints")
+    tensors, meta = load_checkpoint(path)
+    for field in ("downsample", "channels_last"):
+        del meta["config"]["model"]["vision"][field]
+    save_checkpoint(path, tensors, meta)
+    with pytest.raises(CheckpointError, match="trained with model="):
+        train(image_config(tmp_path, store, "resume=true", "model.vision.downsample=2"))
+    resumed = train(image_config(tmp_path, store, "resume=true", "train.steps=5"))
+    assert resumed.step == 5

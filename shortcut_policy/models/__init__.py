@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any
 
 from torch import nn
@@ -34,3 +35,16 @@ def build_network(
     from shortcut_policy.models.policy_net import PolicyNetwork
 
     return PolicyNetwork(spec, fields, normalizer)
+
+
+def model_as_built(model: Mapping[str, Any]) -> dict[str, Any]:
+    """``model`` with its ``vision`` block filled to the defaults, as the network is built.
+
+    Fields added to ``model.vision`` since a checkpoint was saved (``downsample``,
+    ``channels_last``) then compare equal to their old values when a run resumes.
+    """
+    from shortcut_policy.models.vision import VisionConfig
+
+    if model.get("vision") is None:
+        return dict(model)
+    return {**model, "vision": asdict(VisionConfig.from_dict(model["vision"]))}

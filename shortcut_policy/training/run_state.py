@@ -34,6 +34,7 @@ from shortcut_policy.checkpoints.files import (
     unprefixed,
 )
 from shortcut_policy.checkpoints.meta import check_training_meta
+from shortcut_policy.models import model_as_built
 from shortcut_policy.objectives import build_objective
 from shortcut_policy.tasks import TaskData
 from shortcut_policy.training import distributed
@@ -131,9 +132,10 @@ def restore_run(run: Run, path: Path) -> None:
                 f"{path} was trained with {key}={before}, this run has {now}: the data order "
                 "would change; resume with the same value or start a new run_dir"
             )
-    # Objectives compare as built: fields added since the checkpoint take their old values.
+    # Both compare as built: fields added since the checkpoint take their old values.
+    now_model = OmegaConf.to_container(run.cfg.model, resolve=True)
     same = {
-        "model": saved["model"] == OmegaConf.to_container(run.cfg.model, resolve=True),
+        "model": model_as_built(saved["model"]) == model_as_built(now_model),
         "objective": build_objective(saved["objective"], saved=True) == run.objective,
     }
     for group, equal in same.items():
