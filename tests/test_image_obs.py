@@ -8,6 +8,12 @@ from torch.utils.data import DataLoader
 
 from envs.push_t.demos import make_push_t_store
 from shortcut_policy import ShortcutPolicy
+from shortcut_policy.checkpoints.files import (
+    CheckpointError,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from shortcut_policy.data.replay_buffer import DatasetError
 from shortcut_policy.evaluation.evaluators import evaluate_rollouts
 from shortcut_policy.models import build_network
@@ -197,13 +203,6 @@ def test_channels_last_encodes_the_same_and_downsampling_sees_a_quarter_of_the_p
 
 def test_a_pixel_checkpoint_from_before_downsample_resumes_only_at_its_defaults(tmp_path, store):
     """Saved before ``downsample`` / ``channels_last`` existed: trained at 1 / false."""
-    from shortcut_policy.checkpoints.files import (
-        CheckpointError,
-        latest_checkpoint,
-        load_checkpoint,
-        save_checkpoint,
-    )
-
     train(image_config(tmp_path, store))
     path = latest_checkpoint(tmp_path / "run" / "checkpoints")
     tensors, meta = load_checkpoint(path)
